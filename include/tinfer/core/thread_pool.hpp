@@ -1,0 +1,166 @@
+// tinfer/core/thread_pool.hpp: a persistent pool of worker threads with a deterministic
+// parallel_for.
+//
+// parallel_for splits [0, n) into contiguous chunks whose bounds depend only on n, the minimum
+// chunk length and the pool size, never on timing, and each index is handled by exactly one
+// call. Kernels that compute each output from its own index alone (a matrix row, a head) thus
+// give bit-identical results for any thread count; reductions must combine fixed-size blocks,
+// not per-thread partial sums.
+//
+// Thread safety: calls from several threads are serialized (one job at a time). A parallel_for
+// issued from inside a running job runs on the calling thread with the same split.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "tinfer/core/error.hpp"
+
+namespace tinfer {
+
+class ThreadPool {
+ public:
+  /// A pool whose parallel_for uses `n_threads` threads in all, the caller included.
+  /// 0 means one per hardware thread. Throws InvalidArgument for negative or absurd counts.
+  explicit ThreadPool(int n_threads = 0) {
+    if (n_threads < 0 || n_threads > kMaxThreads) {
+      throw InvalidArgument(detail::str_cat("thread count ", n_threads, " is out of range (1..", kMaxThreads,
+                                            ", or 0 for one per hardware thread)"));
+    }
+    if (n_threads == 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    size_ = n_threads;
+    workers_.reserve(static_cast<std::size_t>(size_ - 1));
+    for (int w = 1; w < size_; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+  }
+
+  ~ThreadPool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    start_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  static constexpr int kMaxThreads = 1024;
+
+  /// Threads used by parallel_for, the caller included.
+  int size() const noexcept { return size_; }
+
+  /// Number of chunks parallel_for(n, fn, min_chunk) uses.
+  int chunk_count(std::int64_t n, std::int64_t min_chunk = 1) const noexcept {
+    if (n <= 0) return 0;
+    min_chunk = std::max<std::int64_t>(min_chunk, 1);
+    const std::int64_t by_size = (n + min_chunk - 1) / min_chunk;
+    return static_cast<int>(std::min<std::int64_t>(size_, by_size));
+  }
+
+  /// Calls fn(begin, end) on k contiguous chunks that partition [0, n): chunk c is
+  /// [c*n/k, (c+1)*n/k), k = chunk_count(n, min_chunk). Blocks until all chunks are done; the
+  /// first exception thrown by fn is rethrown here after the others finish.
+  template <class F>
+  void parallel_for(std::int64_t n, F&& fn, std::int64_t min_chunk = 1) {
+    const int k = chunk_count(n, min_chunk);
+    if (k == 0) return;
+    using Fn = std::remove_reference_t<F>;
+    auto call = [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<Fn*>(ctx))(b, e); };
+    if (k == 1 || inside_job()) {
+      for (int c = 0; c < k; ++c) fn(chunk_begin(n, k, c), chunk_begin(n, k, c + 1));
+      return;
+    }
+    run(k, n, call, const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using Call = void (*)(void*, std::int64_t, std::int64_t);
+
+  static std::int64_t chunk_begin(std::int64_t n, int k, int c) noexcept {
+    // n * c cannot overflow for the sizes a model produces (n < 2^53, c <= 1024).
+    return n * c / k;
+  }
+
+  static bool& inside_job() noexcept {
+    thread_local bool inside = false;
+    return inside;
+  }
+
+  void run_chunk(int c) noexcept {
+    const bool was_inside = inside_job();
+    inside_job() = true;
+    try {
+      job_call_(job_ctx_, chunk_begin(job_n_, job_chunks_, c), chunk_begin(job_n_, job_chunks_, c + 1));
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    inside_job() = was_inside;
+  }
+
+  void run(int k, std::int64_t n, Call call, void* ctx) {
+    std::lock_guard submit(submit_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      job_call_ = call;
+      job_ctx_ = ctx;
+      job_n_ = n;
+      job_chunks_ = k;
+      pending_ = k - 1;
+      error_ = nullptr;
+      ++generation_;
+    }
+    start_cv_.notify_all();
+    run_chunk(0);
+    std::exception_ptr error;
+    {
+      std::unique_lock lock(mutex_);
+      done_cv_.wait(lock, [this] { return pending_ == 0; });
+      error = std::exchange(error_, nullptr);
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+  void worker_loop(int w) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        if (w >= job_chunks_) continue;  // this job needs fewer threads
+      }
+      run_chunk(w);
+      bool last = false;
+      {
+        std::lock_guard lock(mutex_);
+        last = (--pending_ == 0);
+      }
+      if (last) done_cv_.notify_one();
+    }
+  }
+
+  int size_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex submit_mutex_;  // one job at a time
+  std::mutex mutex_;         // guards everything below
+  std::condition_variable start_cv_, done_cv_;
+  bool stop_ = false;
+  std::uint64_t generation_ = 0;
+  Call job_call_ = nullptr;
+  void* job_ctx_ = nullptr;
+  std::int64_t job_n_ = 0;
+  int job_chunks_ = 0;
+  int pending_ = 0;
+  std::exception_ptr error_;
+};
+
+}  // namespace tinfer
