@@ -12,3 +12,26 @@
 
 // io: file formats
 #include "tinfer/io/byte_reader.hpp"
+#include "tinfer/io/llama2c_checkpoint.hpp"
+
+// tokenizer
+#include "tinfer/tokenizer/llama2c_tokenizer.hpp"
+
+// kernels (scalar reference versions)
+#include "tinfer/kernels/activation.hpp"
+#include "tinfer/kernels/matvec.hpp"
+#include "tinfer/kernels/norm.hpp"
+#include "tinfer/kernels/rope.hpp"
+#include "tinfer/kernels/softmax.hpp"
+
+// attention and its cache
+#include "tinfer/attention/decode_attention.hpp"
+#include "tinfer/attention/kv_cache.hpp"
+
+// models
+#include "tinfer/models/llama.hpp"
+#include "tinfer/models/llama_config.hpp"
+
+// generation
+#include "tinfer/generate/generate.hpp"
+#include "tinfer/generate/sampler.hpp"
