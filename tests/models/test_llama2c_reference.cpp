@@ -108,8 +108,8 @@ TEST_P(Stories260K, GreedyGenerationReproducesFedTokens) {
   EXPECT_EQ(text + "\n", ref.stdout_text);
 }
 
-// Threads split rows and heads; each result is computed in a fixed order, so the logits are
-// bit-identical for every thread count.
+// The logits must not depend on the thread count. (stories260K's matrices are small enough that
+// most stay on one thread; tests/kernels checks splitting of large matrices directly.)
 TEST_P(Stories260K, LogitsIdenticalForAnyThreadCount) {
   const auto ref = load_reference(GetParam());
   const auto m = model();
