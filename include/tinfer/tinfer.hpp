@@ -9,6 +9,7 @@
 #include "tinfer/core/mapped_file.hpp"
 #include "tinfer/core/tensor.hpp"
 #include "tinfer/core/thread_pool.hpp"
+#include "tinfer/core/weight_view.hpp"
 
 // io: file formats
 #include "tinfer/io/byte_reader.hpp"
@@ -17,8 +18,14 @@
 // tokenizer
 #include "tinfer/tokenizer/llama2c_tokenizer.hpp"
 
-// kernels (scalar reference versions)
+// kernels: scalar references, per-ISA versions, run-time dispatch
 #include "tinfer/kernels/activation.hpp"
+#include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/cpu_features.hpp"
+#include "tinfer/kernels/dispatch.hpp"
+#include "tinfer/kernels/embedding.hpp"
+#include "tinfer/kernels/scalar/dot_rows.hpp"
 #include "tinfer/kernels/matvec.hpp"
 #include "tinfer/kernels/norm.hpp"
 #include "tinfer/kernels/rope.hpp"

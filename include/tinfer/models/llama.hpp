@@ -17,33 +17,36 @@
 #include "tinfer/core/aligned_buffer.hpp"
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/thread_pool.hpp"
+#include "tinfer/core/weight_view.hpp"
 #include "tinfer/io/llama2c_checkpoint.hpp"
 #include "tinfer/kernels/activation.hpp"
-#include "tinfer/kernels/matvec.hpp"
+#include "tinfer/kernels/dispatch.hpp"
+#include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/norm.hpp"
 #include "tinfer/kernels/rope.hpp"
 #include "tinfer/models/llama_config.hpp"
 
 namespace tinfer {
 
-/// Weights of one decoder layer; matrices are row-major (out_features, in_features) float32.
+/// Weights of one decoder layer. Matrices are row-major (out_features, in_features) in any type
+/// the kernels support; norm weights are float32.
 struct LlamaLayerWeights {
   const float* attn_norm = nullptr;  // (dim)
-  const float* wq = nullptr;         // (n_heads * head_dim, dim)
-  const float* wk = nullptr;         // (n_kv_heads * head_dim, dim)
-  const float* wv = nullptr;         // (n_kv_heads * head_dim, dim)
-  const float* wo = nullptr;         // (dim, n_heads * head_dim)
+  WeightView wq;                     // (n_heads * head_dim, dim)
+  WeightView wk;                     // (n_kv_heads * head_dim, dim)
+  WeightView wv;                     // (n_kv_heads * head_dim, dim)
+  WeightView wo;                     // (dim, n_heads * head_dim)
   const float* ffn_norm = nullptr;   // (dim)
-  const float* w_gate = nullptr;     // (hidden_dim, dim)   llama2.c's w1
-  const float* w_down = nullptr;     // (dim, hidden_dim)   llama2.c's w2
-  const float* w_up = nullptr;       // (hidden_dim, dim)   llama2.c's w3
+  WeightView w_gate;                 // (hidden_dim, dim)   llama2.c's w1
+  WeightView w_down;                 // (dim, hidden_dim)   llama2.c's w2
+  WeightView w_up;                   // (hidden_dim, dim)   llama2.c's w3
 };
 
 struct LlamaWeights {
-  const float* token_embedding = nullptr;  // (vocab_size, dim)
-  std::vector<LlamaLayerWeights> layers;   // n_layers
-  const float* final_norm = nullptr;       // (dim)
-  const float* classifier = nullptr;       // (vocab_size, dim); may equal token_embedding
+  WeightView token_embedding;             // (vocab_size, dim)
+  std::vector<LlamaLayerWeights> layers;  // n_layers
+  const float* final_norm = nullptr;      // (dim)
+  WeightView classifier;                  // (vocab_size, dim); may view the token embedding
 };
 
 class LlamaModel;
@@ -92,21 +95,21 @@ class LlamaModel {
     c.rope_theta = 10000.0f;
     c.rope_layout = kernels::RopeLayout::Interleaved;
     LlamaWeights lw;
-    lw.token_embedding = w.token_embedding;
+    const std::int64_t dim = h.dim, kv = h.kv_dim(), hid = h.hidden_dim, vocab = h.vocab_size;
+    lw.token_embedding = WeightView::f32(w.token_embedding, vocab, dim);
     lw.final_norm = w.rms_final;
-    lw.classifier = w.wcls;
-    const std::int64_t dim = h.dim, kv = h.kv_dim(), hid = h.hidden_dim;
+    lw.classifier = WeightView::f32(w.wcls, vocab, dim);
     for (std::int64_t l = 0; l < h.n_layers; ++l) {
       LlamaLayerWeights L;
       L.attn_norm = w.rms_att + l * dim;
-      L.wq = w.wq + l * dim * dim;
-      L.wk = w.wk + l * kv * dim;
-      L.wv = w.wv + l * kv * dim;
-      L.wo = w.wo + l * dim * dim;
+      L.wq = WeightView::f32(w.wq + l * dim * dim, dim, dim);
+      L.wk = WeightView::f32(w.wk + l * kv * dim, kv, dim);
+      L.wv = WeightView::f32(w.wv + l * kv * dim, kv, dim);
+      L.wo = WeightView::f32(w.wo + l * dim * dim, dim, dim);
       L.ffn_norm = w.rms_ffn + l * dim;
-      L.w_gate = w.w1 + l * hid * dim;
-      L.w_down = w.w2 + l * dim * hid;
-      L.w_up = w.w3 + l * hid * dim;
+      L.w_gate = WeightView::f32(w.w1 + l * hid * dim, hid, dim);
+      L.w_down = WeightView::f32(w.w2 + l * dim * hid, dim, hid);
+      L.w_up = WeightView::f32(w.w3 + l * hid * dim, hid, dim);
       lw.layers.push_back(L);
     }
     return LlamaModel(c, std::move(lw), std::move(ckpt));
@@ -128,9 +131,9 @@ class LlamaModel {
       throw InvalidArgument(detail::str_cat("position ", pos, " is outside the session's context of ", s.context(),
                                             " tokens; use a larger context or a shorter input"));
     }
-    const std::int64_t dim = c.dim, hd = c.head_dim(), kv_dim = c.kv_dim(), hid = c.hidden_dim;
+    const std::int64_t dim = c.dim, hd = c.head_dim(), hid = c.hidden_dim;
     float* x = s.x_.data();
-    std::copy_n(weights_.token_embedding + token * dim, dim, x);
+    kernels::embedding_row(weights_.token_embedding, token, x);
 
     for (int l = 0; l < c.n_layers; ++l) {
       const LlamaLayerWeights& L = weights_.layers[static_cast<std::size_t>(l)];
@@ -138,24 +141,24 @@ class LlamaModel {
       kernels::rmsnorm(s.xb_.data(), x, L.attn_norm, dim, c.norm_eps);
       float* k = s.cache_.key(l, pos);
       float* v = s.cache_.value(l, pos);
-      kernels::matvec_f32(L.wq, s.xb_.data(), s.q_.data(), dim, dim, pool);
-      kernels::matvec_f32(L.wk, s.xb_.data(), k, kv_dim, dim, pool);
-      kernels::matvec_f32(L.wv, s.xb_.data(), v, kv_dim, dim, pool);
+      kernels::matvec(L.wq, s.xb_.data(), s.q_.data(), pool);
+      kernels::matvec(L.wk, s.xb_.data(), k, pool);
+      kernels::matvec(L.wv, s.xb_.data(), v, pool);
       kernels::rope_inplace(s.q_.data(), c.n_heads, hd, hd, pos, c.rope_theta, c.rope_layout);
       kernels::rope_inplace(k, c.n_kv_heads, hd, hd, pos, c.rope_theta, c.rope_layout);
       decode_attention(s.q_.data(), s.cache_, l, pos + 1, c.n_heads, s.xb_.data(), s.att_.data(), s.context(), pool);
-      kernels::matvec_f32(L.wo, s.xb_.data(), s.xb2_.data(), dim, dim, pool);
+      kernels::matvec(L.wo, s.xb_.data(), s.xb2_.data(), pool);
       kernels::add_inplace(x, s.xb2_.data(), dim);
       // Feed-forward block: w_down(silu(w_gate x) * w_up x).
       kernels::rmsnorm(s.xb_.data(), x, L.ffn_norm, dim, c.norm_eps);
-      kernels::matvec_f32(L.w_gate, s.xb_.data(), s.hb_.data(), hid, dim, pool);
-      kernels::matvec_f32(L.w_up, s.xb_.data(), s.hb2_.data(), hid, dim, pool);
+      kernels::matvec(L.w_gate, s.xb_.data(), s.hb_.data(), pool);
+      kernels::matvec(L.w_up, s.xb_.data(), s.hb2_.data(), pool);
       kernels::swiglu_inplace(s.hb_.data(), s.hb2_.data(), hid);
-      kernels::matvec_f32(L.w_down, s.hb_.data(), s.xb_.data(), dim, hid, pool);
+      kernels::matvec(L.w_down, s.hb_.data(), s.xb_.data(), pool);
       kernels::add_inplace(x, s.xb_.data(), dim);
     }
     kernels::rmsnorm(x, x, weights_.final_norm, dim, c.norm_eps);
-    kernels::matvec_f32(weights_.classifier, x, s.logits_.data(), c.vocab_size, dim, pool);
+    kernels::matvec(weights_.classifier, x, s.logits_.data(), pool);
     return {s.logits_.data(), static_cast<std::size_t>(c.vocab_size)};
   }
 

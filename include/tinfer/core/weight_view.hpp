@@ -1,0 +1,39 @@
+// tinfer/core/weight_view.hpp: a non-owning view of a weight matrix stored in any element or
+// block type (F32, F16, BF16, or a GGUF block-quantized type), as it lies in a model file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tinfer/core/dtype.hpp"
+#include "tinfer/core/error.hpp"
+
+namespace tinfer {
+
+/// Row-major (rows, cols) matrix of `type`: row r starts at data + r * row_bytes and holds
+/// cols elements (cols / block_size blocks for block types).
+struct WeightView {
+  DType type = DType::F32;
+  const std::byte* data = nullptr;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::size_t row_bytes = 0;
+
+  /// A view of a dense matrix; throws InvalidArgument when cols is not a multiple of the type's
+  /// block size or the type is unknown.
+  static WeightView dense(DType type, const void* data, std::int64_t rows, std::int64_t cols) {
+    const auto info = dtype_info(type);
+    if (!info) throw UnsupportedError(detail::str_cat("unknown weight type ", static_cast<std::uint32_t>(type)));
+    if (rows < 0 || cols < 0 || cols % static_cast<std::int64_t>(info->block_size) != 0) {
+      throw InvalidArgument(detail::str_cat("weight matrix (", rows, ", ", cols, ") of ", info->name,
+                                            ": columns must be a multiple of ", info->block_size));
+    }
+    return {type, static_cast<const std::byte*>(data), rows, cols,
+            static_cast<std::size_t>(cols) / info->block_size * info->block_bytes};
+  }
+  static WeightView f32(const float* data, std::int64_t rows, std::int64_t cols) { return dense(DType::F32, data, rows, cols); }
+
+  const std::byte* row(std::int64_t r) const noexcept { return data + static_cast<std::size_t>(r) * row_bytes; }
+};
+
+}  // namespace tinfer

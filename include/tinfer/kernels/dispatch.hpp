@@ -1,0 +1,87 @@
+// tinfer/kernels/dispatch.hpp: run-time choice of kernels.
+//
+// One table of function pointers per instruction-set level, chosen once (default_isa(): the
+// best the CPU supports, lowered by TINFER_ISA) and looked up once per operation, never per
+// element. Each entry works on a range of rows so the inner loops inline.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "tinfer/core/error.hpp"
+#include "tinfer/core/thread_pool.hpp"
+#include "tinfer/core/weight_view.hpp"
+#include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/cpu_features.hpp"
+#include "tinfer/kernels/scalar/dot_rows.hpp"
+
+namespace tinfer::kernels {
+
+/// y[r] = dot(W[r, :], x) for r in [r0, r1).
+using DotRowsFn = void (*)(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1);
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+  std::array<DotRowsFn, 32> dot_rows{};  // indexed by DType value; null: type not supported
+
+  DotRowsFn dot_rows_for(DType t) const {
+    const auto i = static_cast<std::uint32_t>(t);
+    DotRowsFn f = i < dot_rows.size() ? dot_rows[i] : nullptr;
+    if (f == nullptr) {
+      throw UnsupportedError(tinfer::detail::str_cat("no matrix-vector kernel for weight type ", dtype_name(t), " (",
+                                             static_cast<std::uint32_t>(t), ")"));
+    }
+    return f;
+  }
+};
+
+namespace detail {
+inline void set(KernelTable& t, DType type, DotRowsFn f) { t.dot_rows[static_cast<std::size_t>(type)] = f; }
+
+inline KernelTable make_table(Isa isa) {
+  KernelTable t;
+  t.isa = isa;
+  set(t, DType::F32, scalar::dot_rows_f32);
+  set(t, DType::F16, scalar::dot_rows_f16);
+  set(t, DType::BF16, scalar::dot_rows_bf16);
+  if (isa >= Isa::Avx2) {
+    set(t, DType::F32, avx2::dot_rows<float>);
+    set(t, DType::F16, avx2::dot_rows<f16>);
+    set(t, DType::BF16, avx2::dot_rows<bf16>);
+  }
+  if (isa >= Isa::Avx512) {
+    set(t, DType::F32, avx512::dot_rows<float>);
+    set(t, DType::F16, avx512::dot_rows<f16>);
+    set(t, DType::BF16, avx512::dot_rows<bf16>);
+  }
+  return t;
+}
+}  // namespace detail
+
+/// The table for `isa`, clamped to what this machine supports (so a test may ask for any level).
+inline const KernelTable& kernel_table(Isa isa) {
+  static const std::array<KernelTable, 3> tables = {detail::make_table(Isa::Scalar), detail::make_table(Isa::Avx2),
+                                                    detail::make_table(Isa::Avx512)};
+  const Isa max = max_supported_isa();
+  if (static_cast<int>(isa) > static_cast<int>(max)) isa = max;
+  return tables[static_cast<std::size_t>(isa)];
+}
+
+/// The table of default_isa().
+inline const KernelTable& kernel_table() { return kernel_table(default_isa()); }
+
+/// y = W x for a weight matrix of any supported type; rows split across `pool` (nullptr: this
+/// thread). x has W.cols floats, y has W.rows.
+inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* pool, const KernelTable& k = kernel_table()) {
+  const DotRowsFn f = k.dot_rows_for(w.type);
+  if (pool == nullptr || w.rows == 0) {
+    f(w, x, y, 0, w.rows);
+    return;
+  }
+  // At least ~64 KiB of weights per chunk, or waking threads costs more than it saves.
+  const std::int64_t min_rows = w.row_bytes > 0 ? static_cast<std::int64_t>((65536 + w.row_bytes - 1) / w.row_bytes) : w.rows;
+  pool->parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) { f(w, x, y, r0, r1); }, min_rows);
+}
+
+}  // namespace tinfer::kernels
