@@ -36,6 +36,7 @@
 #include "tinfer/attention/kv_cache.hpp"
 
 // models
+#include "tinfer/models/gpt2.hpp"
 #include "tinfer/models/llama.hpp"
 #include "tinfer/models/llama_config.hpp"
 
