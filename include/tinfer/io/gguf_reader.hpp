@@ -227,10 +227,12 @@ class GgufFile {
   static constexpr int kMaxArrayDepth = 16;
 
   static std::string read_gguf_string(ByteReader& r, std::string_view field) {
+    const std::size_t at = r.offset();
     const std::uint64_t len = r.read<std::uint64_t>(field);
     if (len > r.remaining()) {
-      r.fail(tinfer::detail::str_cat(field, ": string length ", len, " runs past the end of the file (", r.remaining(),
-                             " bytes left)"));
+      throw FormatError(r.file(), at,
+                        tinfer::detail::str_cat(field, ": string length ", len, " runs past the end of the file (",
+                                                r.remaining(), " bytes left)"));
     }
     return r.read_string(static_cast<std::size_t>(len), field);
   }
