@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -314,6 +315,7 @@ TEST(DequantizeRow, Errors) {
   EXPECT_THROW(dequantize(DType::Q4_0, std::span(src).first(17), std::span(dst).first(32)), tinfer::InvalidArgument);
   EXPECT_NO_THROW(dequantize(DType::Q4_0, std::span(src).first(18), std::span(dst).first(32)));
   EXPECT_EQ(row_bytes(DType::Q6_K, 512), 420u);
+  EXPECT_THROW(row_bytes(DType::F64, std::numeric_limits<std::int64_t>::max()), tinfer::InvalidArgument);
 }
 
 // ---- real files ----

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 
 #include "tinfer/core/dtype.hpp"
@@ -233,7 +234,7 @@ void dequantize_blocks(const std::byte* src, float* dst, std::int64_t n_blocks, 
 }
 
 /// Bytes that `n` elements of `type` occupy. Throws UnsupportedError for an unknown type and
-/// InvalidArgument if n is negative or not a multiple of the type's block size.
+/// InvalidArgument if n is negative, not a multiple of the type's block size, or too large.
 inline std::size_t row_bytes(DType type, std::int64_t n) {
   const auto info = dtype_info(type);
   if (!info) throw UnsupportedError(tinfer::detail::str_cat("unknown tensor type ", static_cast<std::uint32_t>(type)));
@@ -241,7 +242,11 @@ inline std::size_t row_bytes(DType type, std::int64_t n) {
     throw InvalidArgument(tinfer::detail::str_cat("dequantize: ", n, " elements is not a multiple of the ", info->name,
                                                   " block size ", info->block_size));
   }
-  return static_cast<std::size_t>(n) / info->block_size * info->block_bytes;
+  const std::size_t blocks = static_cast<std::size_t>(n) / info->block_size;
+  if (blocks > std::numeric_limits<std::size_t>::max() / info->block_bytes) {
+    throw InvalidArgument(tinfer::detail::str_cat("dequantize: ", n, " elements of ", info->name, " overflow a byte count"));
+  }
+  return blocks * info->block_bytes;
 }
 
 /// Converts `n` elements of `type` at `src` (row_bytes(type, n) bytes, any alignment) to float
