@@ -15,7 +15,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,8 +34,9 @@ inline constexpr std::uint32_t kGgufMagic = 0x46554747u;  // "GGUF" read as a li
 inline constexpr std::uint32_t kGgufDefaultAlignment = 32;
 inline constexpr std::uint32_t kGgufMaxDims = 4;  // ggml's GGML_MAX_DIMS
 
-/// Names of ggml types tinfer does not implement, so an UnsupportedError can say what the file
-/// needs (values from ggml.h; gaps are types ggml removed).
+/// The ggml name of tensor type id `raw`: tinfer's own types, plus the ggml types tinfer does
+/// not implement so an UnsupportedError can say what the file needs (values from ggml.h; gaps
+/// are types ggml removed). Empty for an id ggml does not define.
 constexpr std::string_view ggml_type_name(std::uint32_t raw) noexcept {
   if (auto info = dtype_info(static_cast<DType>(raw))) return info->name;
   switch (raw) {
