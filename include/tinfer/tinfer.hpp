@@ -7,12 +7,17 @@
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/mapped_file.hpp"
+#include "tinfer/core/quant_blocks.hpp"
 #include "tinfer/core/tensor.hpp"
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/core/weight_view.hpp"
 
 // io: file formats
 #include "tinfer/io/byte_reader.hpp"
+#include "tinfer/io/gguf.hpp"
+#include "tinfer/io/gguf_reader.hpp"
+#include "tinfer/io/gguf_value.hpp"
+#include "tinfer/io/gguf_writer.hpp"
 #include "tinfer/io/llama2c_checkpoint.hpp"
 
 // tokenizer
@@ -23,6 +28,7 @@
 #include "tinfer/kernels/avx2/dot_rows.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
+#include "tinfer/kernels/dequantize.hpp"
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
@@ -36,9 +42,11 @@
 #include "tinfer/attention/kv_cache.hpp"
 
 // models
+#include "tinfer/models/gguf_loader.hpp"
 #include "tinfer/models/gpt2.hpp"
 #include "tinfer/models/llama.hpp"
 #include "tinfer/models/llama_config.hpp"
+#include "tinfer/models/model.hpp"
 
 // generation
 #include "tinfer/generate/generate.hpp"

@@ -12,7 +12,7 @@
 
 #include "io/gguf_test_util.hpp"
 #include "tinfer/io/gguf.hpp"
-#include "tinfer/quant/dequantize.hpp"
+#include "tinfer/kernels/dequantize.hpp"
 
 namespace {
 

@@ -45,6 +45,10 @@ inline KernelTable make_table(Isa isa) {
   set(t, DType::F32, scalar::dot_rows_f32);
   set(t, DType::F16, scalar::dot_rows_f16);
   set(t, DType::BF16, scalar::dot_rows_bf16);
+  for (DType q : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                  DType::Q5_K, DType::Q6_K}) {
+    set(t, q, scalar::dot_rows_dequantized);
+  }
   if (isa >= Isa::Avx2) {
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);

@@ -7,6 +7,7 @@
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/weight_view.hpp"
+#include "tinfer/kernels/dequantize.hpp"
 
 namespace tinfer::kernels {
 
@@ -30,7 +31,8 @@ inline void embedding_row(const WeightView& w, std::int64_t row, float* out) {
       }
       return;
     default:
-      throw UnsupportedError(tinfer::detail::str_cat("embedding rows of type ", dtype_name(w.type), " are not supported"));
+      quant::dequantize_row(w.type, src, out, w.cols);  // throws UnsupportedError for unknown types
+      return;
   }
 }
 

@@ -19,12 +19,13 @@ enum class RopeLayout { Interleaved, RotateHalf };
 /// Only the first `rot_dims` dimensions of each head rotate (rot_dims <= head_dim, even).
 /// The angle is computed in float exactly as llama2.c's run.c computes it
 /// (1 / powf(theta, 2i / rot_dims), times pos, then cosf/sinf), so its logits are reproduced.
+/// `freq_scale` multiplies the position (linear RoPE scaling; 1 for none).
 inline void rope_inplace(float* x, std::int64_t n_heads, std::int64_t head_dim, std::int64_t rot_dims,
-                         std::int64_t pos, float theta, RopeLayout layout) noexcept {
+                         std::int64_t pos, float theta, RopeLayout layout, float freq_scale = 1.0f) noexcept {
   const std::int64_t half = rot_dims / 2;
   for (std::int64_t i = 0; i < half; ++i) {
     const float freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(rot_dims));
-    const float angle = static_cast<float>(pos) * freq;
+    const float angle = static_cast<float>(pos) * freq_scale * freq;
     const float c = std::cos(angle), s = std::sin(angle);
     for (std::int64_t h = 0; h < n_heads; ++h) {
       float* v = x + h * head_dim;

@@ -144,8 +144,8 @@ class LlamaModel {
       kernels::matvec(L.wq, s.xb_.data(), s.q_.data(), pool);
       kernels::matvec(L.wk, s.xb_.data(), k, pool);
       kernels::matvec(L.wv, s.xb_.data(), v, pool);
-      kernels::rope_inplace(s.q_.data(), c.n_heads, hd, hd, pos, c.rope_theta, c.rope_layout);
-      kernels::rope_inplace(k, c.n_kv_heads, hd, hd, pos, c.rope_theta, c.rope_layout);
+      kernels::rope_inplace(s.q_.data(), c.n_heads, hd, c.rotary_dims(), pos, c.rope_theta, c.rope_layout, c.rope_freq_scale);
+      kernels::rope_inplace(k, c.n_kv_heads, hd, c.rotary_dims(), pos, c.rope_theta, c.rope_layout, c.rope_freq_scale);
       decode_attention(s.q_.data(), s.cache_, l, pos + 1, c.n_heads, s.xb_.data(), s.att_.data(), s.context(), pool);
       kernels::matvec(L.wo, s.xb_.data(), s.xb2_.data(), pool);
       kernels::add_inplace(x, s.xb2_.data(), dim);

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/matvec.hpp"
+#include "tinfer/kernels/dequantize.hpp"
 
 namespace tinfer::kernels::scalar {
 
@@ -34,6 +36,17 @@ inline void dot_rows_f16(const WeightView& w, const float* x, float* y, std::int
 }
 inline void dot_rows_bf16(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
   dot_rows_half<bf16>(w, x, y, r0, r1);
+}
+
+/// Any block type: dequantize each row (bit-exactly as ggml does) and take the float dot
+/// product. The reference for the quantized kernels, and the fallback for types without one.
+inline void dot_rows_dequantized(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<std::size_t>(w.cols));
+  for (std::int64_t r = r0; r < r1; ++r) {
+    quant::dequantize_row(w.type, w.row(r), row.data(), w.cols);
+    y[r] = dot_f32(row.data(), x, w.cols);
+  }
 }
 
 }  // namespace tinfer::kernels::scalar

@@ -1,4 +1,4 @@
-// tinfer/quant/dequantize.hpp: scalar reference dequantization of GGUF tensor data to float.
+// tinfer/kernels/dequantize.hpp: scalar reference dequantization of GGUF tensor data to float.
 //
 // Bit-exact with ggml's dequantize_row_* (ggml-quants.c): every value is computed with the same
 // float operations in the same order (e.g. Q4_K: (d * scale) * q - (dmin * min), Q6_K:
@@ -19,7 +19,7 @@
 #include "tinfer/core/dtype.hpp"
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/float16.hpp"
-#include "tinfer/quant/blocks.hpp"
+#include "tinfer/core/quant_blocks.hpp"
 
 namespace tinfer::quant {
 

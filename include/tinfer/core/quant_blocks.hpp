@@ -1,4 +1,4 @@
-// tinfer/quant/blocks.hpp: the memory layouts of ggml's quantization blocks.
+// tinfer/core/quant_blocks.hpp: the block layouts of GGUF's quantized types (namespace tinfer::quant).
 //
 // Byte-for-byte the structs of ggml-common.h, so GGUF tensor data can be read block by block.
 // Each block holds `block_size` weights; scales are f16 codes. Sizes are checked against

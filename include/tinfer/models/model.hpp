@@ -1,0 +1,130 @@
+// tinfer/models/model.hpp: any supported model behind one interface, and load_model(), which
+// opens a model file of any supported format.
+//
+// Client code that knows its model family can use LlamaModel / Gpt2Model directly (no virtual
+// calls); programs that accept any file use Model and Session.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tinfer/core/error.hpp"
+#include "tinfer/core/thread_pool.hpp"
+#include "tinfer/io/gguf_reader.hpp"
+#include "tinfer/models/gguf_loader.hpp"
+#include "tinfer/models/gpt2.hpp"
+#include "tinfer/models/llama.hpp"
+
+namespace tinfer {
+
+/// The state of one sequence of a Model (its KV cache). Not thread-safe: one thread at a time.
+class Session {
+ public:
+  virtual ~Session() = default;
+  /// Positions this session can hold.
+  virtual int context() const noexcept = 0;
+};
+
+/// File formats load_model() recognises.
+enum class ModelFormat { Gguf, Llama2c };
+
+/// A loaded model: immutable, shareable by threads (each with its own Session).
+class Model {
+ public:
+  virtual ~Model() = default;
+  /// "llama" or "gpt2".
+  virtual std::string_view architecture() const noexcept = 0;
+  virtual ModelFormat format() const noexcept = 0;
+  virtual int vocab_size() const noexcept = 0;
+  /// The longest context the model supports.
+  virtual int max_context() const noexcept = 0;
+  /// The model's BOS and EOS ids (-1 when it has none).
+  virtual std::int32_t bos_id() const noexcept = 0;
+  virtual std::int32_t eos_id() const noexcept = 0;
+  /// A new session of `context` positions (0: max_context()).
+  virtual std::unique_ptr<Session> new_session(int context = 0) const = 0;
+  /// Feeds `token` at `pos` of `session` (which must come from this model) and returns the
+  /// next-token logits, valid until the next call on that session.
+  virtual std::span<float> forward(Session& session, std::int32_t token, int pos, ThreadPool* pool = nullptr) const = 0;
+};
+
+namespace model_detail {
+
+template <class S>
+class SessionOf final : public Session {
+ public:
+  template <class M>
+  SessionOf(const M& m, int context) : s(m, context) {}
+  int context() const noexcept override { return s.context(); }
+  S s;
+};
+
+template <class M, class S>
+class ModelOf final : public Model {
+ public:
+  ModelOf(M m, std::string_view arch, ModelFormat format) : m_(std::move(m)), arch_(arch), format_(format) {}
+  std::string_view architecture() const noexcept override { return arch_; }
+  ModelFormat format() const noexcept override { return format_; }
+  int vocab_size() const noexcept override { return m_.config().vocab_size; }
+  int max_context() const noexcept override { return m_.config().max_seq_len; }
+  std::int32_t bos_id() const noexcept override { return m_.config().bos_id; }
+  std::int32_t eos_id() const noexcept override { return m_.config().eos_id; }
+  std::unique_ptr<Session> new_session(int context) const override { return std::make_unique<SessionOf<S>>(m_, context); }
+  std::span<float> forward(Session& session, std::int32_t token, int pos, ThreadPool* pool) const override {
+    auto* s = dynamic_cast<SessionOf<S>*>(&session);
+    if (s == nullptr) throw InvalidArgument("forward(): the session belongs to a model of another kind");
+    return m_.forward(s->s, token, pos, pool);
+  }
+  const M& typed() const noexcept { return m_; }
+
+ private:
+  M m_;
+  std::string_view arch_;
+  ModelFormat format_;
+};
+
+}  // namespace model_detail
+
+/// Wraps a typed model.
+inline std::unique_ptr<Model> make_model(LlamaModel m, ModelFormat format) {
+  return std::make_unique<model_detail::ModelOf<LlamaModel, LlamaSession>>(std::move(m), "llama", format);
+}
+inline std::unique_ptr<Model> make_model(Gpt2Model m, ModelFormat format = ModelFormat::Gguf) {
+  return std::make_unique<model_detail::ModelOf<Gpt2Model, Gpt2Session>>(std::move(m), "gpt2", format);
+}
+
+/// A model from an opened GGUF file (architectures "llama" and "gpt2").
+inline std::unique_ptr<Model> load_model(std::shared_ptr<const io::GgufFile> file) {
+  const std::string arch = gguf_architecture(*file);
+  if (arch == "llama") return make_model(load_llama_gguf(std::move(file)), ModelFormat::Gguf);
+  if (arch == "gpt2") return make_model(load_gpt2_gguf(std::move(file)), ModelFormat::Gguf);
+  throw UnsupportedError(detail::str_cat(file->path(), ": model architecture '", arch, "' is not supported (supported: llama, gpt2)"));
+}
+
+/// Which format `path` holds, from its first bytes: GGUF starts with "GGUF"; anything else is
+/// taken for a llama2.c checkpoint (which has no magic; its header is validated on loading).
+inline ModelFormat detect_model_format(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(detail::str_cat(path, ": cannot open model file"));
+  char magic[4] = {};
+  in.read(magic, 4);
+  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return ModelFormat::Gguf;
+  return ModelFormat::Llama2c;
+}
+
+/// Loads a model file: a GGUF file (llama or gpt2) or a llama2.c checkpoint.
+inline std::unique_ptr<Model> load_model(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    throw UnsupportedError(detail::str_cat(path, ": is a folder; pass a GGUF file or a llama2.c checkpoint"));
+  }
+  if (detect_model_format(path) == ModelFormat::Gguf) return load_model(std::make_shared<const io::GgufFile>(path));
+  return make_model(LlamaModel::load_llama2c(path), ModelFormat::Llama2c);
+}
+
+}  // namespace tinfer
