@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace tinfer::testing {
 
 inline std::filesystem::path assets_dir() {
@@ -26,6 +28,16 @@ inline std::string read_text_file(const std::filesystem::path& p) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+/// A path in the temporary folder unique to this process and test, so tests that ctest runs in
+/// parallel never share a scratch file.
+inline std::filesystem::path temp_path(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string tag = info ? std::string(info->test_suite_name()) + "." + info->name() : "none";
+  for (char& c : tag)
+    if (c == '/') c = '_';
+  return std::filesystem::temp_directory_path() / ("tinfer_" + std::to_string(::getpid()) + "_" + tag + "_" + name);
 }
 
 }  // namespace tinfer::testing

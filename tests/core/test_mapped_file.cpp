@@ -5,12 +5,13 @@
 #include <fstream>
 #include <string>
 
+#include "test_assets.hpp"
 #include "tinfer/core/mapped_file.hpp"
 
 namespace {
 
 TEST(MappedFile, MapsContentsAndMoves) {
-  const auto path = std::filesystem::temp_directory_path() / "tinfer_mapped_file_test.bin";
+  const auto path = tinfer::testing::temp_path("mapped.bin");
   {
     std::ofstream out(path, std::ios::binary);
     out << "hello, mapping";
@@ -25,7 +26,7 @@ TEST(MappedFile, MapsContentsAndMoves) {
 }
 
 TEST(MappedFile, EmptyFileHasNoBytes) {
-  const auto path = std::filesystem::temp_directory_path() / "tinfer_mapped_empty.bin";
+  const auto path = tinfer::testing::temp_path("empty.bin");
   { std::ofstream out(path, std::ios::binary); }
   tinfer::MappedFile f(path.string());
   EXPECT_EQ(f.size(), 0u);

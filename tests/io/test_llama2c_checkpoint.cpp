@@ -17,7 +17,7 @@ using tinfer::testing::assets_dir;
 std::filesystem::path stories() { return assets_dir() / "stories260K" / "stories260K.bin"; }
 
 std::filesystem::path write_temp(const std::string& bytes) {
-  const auto p = std::filesystem::temp_directory_path() / "tinfer_ckpt_test.bin";
+  const auto p = tinfer::testing::temp_path("ckpt.bin");
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
 }
@@ -50,7 +50,7 @@ TEST(Llama2cCheckpoint, TruncatedFilesAreFormatErrors) {
       Llama2cCheckpoint c(write_temp(good.substr(0, cut)).string());
       FAIL() << "accepted a file truncated to " << cut << " bytes";
     } catch (const tinfer::FormatError& e) {
-      EXPECT_NE(std::string(e.what()).find("tinfer_ckpt_test.bin"), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find("ckpt.bin"), std::string::npos);
     }
   }
 }

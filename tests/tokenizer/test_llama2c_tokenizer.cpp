@@ -86,7 +86,7 @@ TEST(Llama2cTokenizer, Llama2VocabularyLoads) {
 }
 
 std::filesystem::path write_temp(const std::string& name, const std::string& bytes) {
-  const auto p = std::filesystem::temp_directory_path() / name;
+  const auto p = tinfer::testing::temp_path(name);
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
 }
