@@ -19,6 +19,7 @@
 #include "tinfer/io/gguf_value.hpp"
 #include "tinfer/io/gguf_writer.hpp"
 #include "tinfer/io/llama2c_checkpoint.hpp"
+#include "tinfer/io/safetensors.hpp"
 
 // tokenizer
 #include "tinfer/tokenizer/llama2c_tokenizer.hpp"
@@ -44,6 +45,7 @@
 // models
 #include "tinfer/models/gguf_loader.hpp"
 #include "tinfer/models/gpt2.hpp"
+#include "tinfer/models/hf_loader.hpp"
 #include "tinfer/models/llama.hpp"
 #include "tinfer/models/llama_config.hpp"
 #include "tinfer/models/model.hpp"

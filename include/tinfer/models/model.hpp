@@ -19,6 +19,7 @@
 #include "tinfer/io/gguf_reader.hpp"
 #include "tinfer/models/gguf_loader.hpp"
 #include "tinfer/models/gpt2.hpp"
+#include "tinfer/models/hf_loader.hpp"
 #include "tinfer/models/llama.hpp"
 
 namespace tinfer {
@@ -32,7 +33,7 @@ class Session {
 };
 
 /// File formats load_model() recognises.
-enum class ModelFormat { Gguf, Llama2c };
+enum class ModelFormat { Gguf, Llama2c, HuggingFace };
 
 /// A loaded model: immutable, shareable by threads (each with its own Session).
 class Model {
@@ -118,11 +119,19 @@ inline ModelFormat detect_model_format(const std::string& path) {
   return ModelFormat::Llama2c;
 }
 
-/// Loads a model file: a GGUF file (llama or gpt2) or a llama2.c checkpoint.
+/// A model from a Hugging Face folder (config.json model_type "llama" or "gpt2").
+inline std::unique_ptr<Model> load_hf_model(const std::filesystem::path& folder) {
+  const std::string type = hf_model_type(folder);
+  if (type == "llama") return make_model(load_llama_hf(folder), ModelFormat::HuggingFace);
+  if (type == "gpt2") return make_model(load_gpt2_hf(folder), ModelFormat::HuggingFace);
+  throw UnsupportedError(detail::str_cat((folder / "config.json").string(), ": model_type '", type,
+                                         "' is not supported (supported: llama, gpt2)"));
+}
+
+/// Loads a model: a GGUF file (llama or gpt2), a Hugging Face folder (config.json +
+/// safetensors), or a llama2.c checkpoint.
 inline std::unique_ptr<Model> load_model(const std::string& path) {
-  if (std::filesystem::is_directory(path)) {
-    throw UnsupportedError(detail::str_cat(path, ": is a folder; pass a GGUF file or a llama2.c checkpoint"));
-  }
+  if (std::filesystem::is_directory(path)) return load_hf_model(path);
   if (detect_model_format(path) == ModelFormat::Gguf) return load_model(std::make_shared<const io::GgufFile>(path));
   return make_model(LlamaModel::load_llama2c(path), ModelFormat::Llama2c);
 }
