@@ -91,8 +91,8 @@ inline SentencePieceBpeTokenizer parse_sentencepiece_model(std::span<const std::
   std::vector<std::string> pieces;
   std::vector<float> scores;
   std::vector<TokenType> types;
-  SpecialIds ids{0, 1, 2, true};  // TrainerSpec defaults: unk 0, bos 1, eos 2
-  SentencePieceOptions opts{true, true};  // NormalizerSpec defaults
+  SpecialIds ids{.bos = 1, .eos = 2, .unk = 0, .add_bos = true};  // TrainerSpec defaults
+  SentencePieceOptions opts{.add_dummy_prefix = true, .remove_extra_whitespaces = true};  // NormalizerSpec defaults
   std::int64_t model_type = 1;            // TrainerSpec default: UNIGRAM
   std::string normalizer = "";
   std::uint32_t field = 0;

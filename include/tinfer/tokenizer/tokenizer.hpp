@@ -41,7 +41,7 @@ struct SpecialIds {
 
 struct EncodeOptions {
   /// Prepend BOS; unset means the tokenizer's own default (true for Llama, false for GPT-2).
-  std::optional<bool> add_bos;
+  std::optional<bool> add_bos = std::nullopt;
   /// Append EOS.
   bool add_eos = false;
   /// Recognise control/unknown tokens written in the text (e.g. "<|endoftext|>", "<s>") and
@@ -104,10 +104,14 @@ class Tokenizer {
     check_id(id);
     if (types_[static_cast<std::size_t>(id)] == TokenType::Control && !opts.render_special) return;
     std::string piece = token_to_piece(id);
-    if (at_start && drops_leading_space() && types_[static_cast<std::size_t>(id)] != TokenType::Control &&
-        !piece.empty() && piece.front() == ' ')
-      piece.erase(0, 1);
-    if (!piece.empty() || types_[static_cast<std::size_t>(id)] != TokenType::Control) at_start = false;
+    // Control tokens (a rendered BOS) do not count as text: the first real piece still loses
+    // its dummy-prefix space.
+    if (types_[static_cast<std::size_t>(id)] == TokenType::Control) {
+      out += piece;
+      return;
+    }
+    if (at_start && drops_leading_space() && !piece.empty() && piece.front() == ' ') piece.erase(0, 1);
+    at_start = false;  // only the first piece loses its space, even if that left it empty
     out += piece;
   }
 
