@@ -69,6 +69,18 @@ TEST(SentencePieceBpe, Tok512MatchesSentencepiece) {
   EXPECT_EQ(tok.decode(tok.encode("The cat sat on the mat.\nIt was happy!")), "The cat sat on the mat.\nIt was happy!");
 }
 
+// Decoded text produced by python3-sentencepiece 0.1.97's SentencePieceProcessor.decode(ids) on
+// tok512.model, whose TrainerSpec.unk_surface is the literal text " \342\201\207 ". The dummy
+// prefix is dropped from the first ordinary piece only, not from <unk>'s surface.
+TEST(SentencePieceBpe, Tok512DecodeMatchesSentencepiece) {
+  const auto path = assets_dir() / "stories260K/tok512.model";
+  TINFER_REQUIRE_FILE(path);
+  const auto tok = tinfer::load_sentencepiece_model(path);
+  EXPECT_EQ(tok.decode(std::vector<std::int32_t>{1, 403, 407, 0, 261}), "Once upon \\342\\201\\207  a");
+  EXPECT_EQ(tok.decode(std::vector<std::int32_t>{0, 346, 306}), " \\342\\201\\207  Hell");
+  EXPECT_EQ(tok.decode(std::vector<std::int32_t>{410, 233, 154, 168, 233, 159, 175, 2}), "\xE6\x97\xA5\xE6\x9C\xAC");
+}
+
 // llama2.c's tokenizer.bin holds the same vocabulary as tokenizer.model; without
 // remove_extra_whitespaces (Llama 2 does not set it) both must tokenize identically.
 TEST(SentencePieceBpe, Llama2cBinMatchesModel) {

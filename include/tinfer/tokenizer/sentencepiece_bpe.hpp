@@ -25,6 +25,7 @@ namespace tinfer {
 struct SentencePieceOptions {
   bool add_dummy_prefix = true;           ///< prepend '▁' to the text (and after special tokens)
   bool remove_extra_whitespaces = false;  ///< strip leading/trailing spaces and collapse runs
+  std::string unk_surface = " \xE2\x81\x87 ";  ///< how the unknown token decodes (" ⁇ ")
 };
 
 class SentencePieceBpeTokenizer : public Tokenizer {
@@ -89,7 +90,7 @@ class SentencePieceBpeTokenizer : public Tokenizer {
       case TokenType::Byte:
         return std::string(1, static_cast<char>(parse_byte_piece(texts_[i])));
       case TokenType::Unknown:
-        return " \xE2\x81\x87 ";  // " ⁇ ", as sentencepiece renders an unknown piece
+        return options_.unk_surface;  // as sentencepiece renders an unknown piece
       case TokenType::Control:
         return texts_[i];
       default:

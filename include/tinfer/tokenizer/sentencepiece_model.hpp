@@ -4,7 +4,8 @@
 // wire format directly and picks out the few fields a BPE tokenizer needs:
 //   ModelProto      1: repeated SentencePiece pieces, 2: TrainerSpec, 3: NormalizerSpec
 //   SentencePiece   1: piece (string), 2: score (float), 3: type (enum, default NORMAL)
-//   TrainerSpec     3: model_type (1 unigram, 2 BPE, 3 word, 4 char), 40/41/42: unk/bos/eos id
+//   TrainerSpec     3: model_type (1 unigram, 2 BPE, 3 word, 4 char), 40/41/42: unk/bos/eos id,
+//                   44: unk_surface
 //   NormalizerSpec  1: name, 3: add_dummy_prefix, 4: remove_extra_whitespaces
 // Unknown fields are skipped by wire type; every length is checked against the bytes left.
 #pragma once
@@ -92,7 +93,7 @@ inline SentencePieceBpeTokenizer parse_sentencepiece_model(std::span<const std::
   std::vector<float> scores;
   std::vector<TokenType> types;
   SpecialIds ids{.bos = 1, .eos = 2, .unk = 0, .add_bos = true};  // TrainerSpec defaults
-  SentencePieceOptions opts{.add_dummy_prefix = true, .remove_extra_whitespaces = true};  // NormalizerSpec defaults
+  SentencePieceOptions opts{.add_dummy_prefix = true, .remove_extra_whitespaces = true, .unk_surface = " \xE2\x81\x87 "};  // NormalizerSpec defaults
   std::int64_t model_type = 1;            // TrainerSpec default: UNIGRAM
   std::string normalizer = "";
   std::uint32_t field = 0;
@@ -141,6 +142,9 @@ inline SentencePieceBpeTokenizer parse_sentencepiece_model(std::span<const std::
         else if (trainer && field == 40 && wire == 0) ids.unk = as_id(p.varint("TrainerSpec.unk_id"));
         else if (trainer && field == 41 && wire == 0) ids.bos = as_id(p.varint("TrainerSpec.bos_id"));
         else if (trainer && field == 42 && wire == 0) ids.eos = as_id(p.varint("TrainerSpec.eos_id"));
+        else if (trainer && field == 44 && wire == 2)
+          opts.unk_surface =
+              r.read_string(p.length_delimited(mend, "TrainerSpec.unk_surface") - r.offset(), "TrainerSpec.unk_surface");
         else if (!trainer && field == 1 && wire == 2)
           normalizer = r.read_string(p.length_delimited(mend, "NormalizerSpec.name") - r.offset(), "NormalizerSpec.name");
         else if (!trainer && field == 3 && wire == 0) opts.add_dummy_prefix = p.varint("NormalizerSpec.add_dummy_prefix") != 0;

@@ -110,7 +110,12 @@ class Tokenizer {
       out += piece;
       return;
     }
-    if (at_start && drops_leading_space() && !piece.empty() && piece.front() == ' ') piece.erase(0, 1);
+    // SentencePiece strips the dummy prefix only from an ordinary piece (not from <unk>'s
+    // surface or a byte token).
+    const TokenType type = types_[static_cast<std::size_t>(id)];
+    if (at_start && drops_leading_space() && (type == TokenType::Normal || type == TokenType::UserDefined) &&
+        !piece.empty() && piece.front() == ' ')
+      piece.erase(0, 1);
     at_start = false;  // only the first piece loses its space, even if that left it empty
     out += piece;
   }
