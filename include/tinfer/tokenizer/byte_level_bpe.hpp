@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <queue>
 #include <span>
 #include <sstream>
 #include <string>
@@ -209,34 +210,49 @@ class ByteLevelBpeTokenizer : public Tokenizer {
     merges_.emplace(key(*a, *b), Merge{rank, *r});  // a repeated pair keeps its first (best) rank
   }
 
-  /// Applies merges to `word` in place: repeatedly the lowest-ranked adjacent pair, merging
-  /// every occurrence of it left to right (as OpenAI's reference encoder does).
+  /// Applies merges to `word` in place: always the lowest-ranked adjacent pair, leftmost first
+  /// on ties (the same result as OpenAI's encoder, which merges every occurrence of the best
+  /// pair per pass). A heap over a linked list keeps long words at O(n log n).
   void bpe(std::vector<std::int32_t>& word) const {
-    std::vector<std::int32_t> next;
-    while (word.size() > 1) {
-      Merge best{std::numeric_limits<std::int32_t>::max(), -1};
-      std::int32_t left = -1;
-      std::int32_t right = -1;
-      for (std::size_t i = 0; i + 1 < word.size(); ++i) {
-        auto it = merges_.find(key(word[i], word[i + 1]));
-        if (it != merges_.end() && it->second.rank < best.rank) {
-          best = it->second;
-          left = word[i];
-          right = word[i + 1];
-        }
-      }
-      if (best.result < 0) break;
-      next.clear();
-      for (std::size_t i = 0; i < word.size(); ++i) {
-        if (i + 1 < word.size() && word[i] == left && word[i + 1] == right) {
-          next.push_back(best.result);
-          ++i;
-        } else {
-          next.push_back(word[i]);
-        }
-      }
-      word.swap(next);
+    const std::size_t n = word.size();
+    if (n < 2) return;
+    std::vector<std::int32_t> next(n);
+    std::vector<std::int32_t> prev(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      prev[i] = static_cast<std::int32_t>(i) - 1;
+      next[i] = i + 1 < n ? static_cast<std::int32_t>(i + 1) : -1;
     }
+    struct Candidate {
+      std::int32_t rank, left, left_id, right_id;
+      bool operator>(const Candidate& o) const { return rank > o.rank || (rank == o.rank && left > o.left); }
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+    auto consider = [&](std::int32_t l) {
+      if (l < 0 || next[static_cast<std::size_t>(l)] < 0) return;
+      const std::int32_t a = word[static_cast<std::size_t>(l)];
+      const std::int32_t b = word[static_cast<std::size_t>(next[static_cast<std::size_t>(l)])];
+      if (auto it = merges_.find(key(a, b)); it != merges_.end()) heap.push({it->second.rank, l, a, b});
+    };
+    for (std::size_t i = 0; i + 1 < n; ++i) consider(static_cast<std::int32_t>(i));
+    std::vector<bool> dead(n, false);
+    while (!heap.empty()) {
+      const Candidate c = heap.top();
+      heap.pop();
+      const auto l = static_cast<std::size_t>(c.left);
+      // Skip entries made stale by an earlier merge of either symbol.
+      if (dead[l] || word[l] != c.left_id || next[l] < 0) continue;
+      const auto r = static_cast<std::size_t>(next[l]);
+      if (word[r] != c.right_id) continue;
+      word[l] = merges_.find(key(c.left_id, c.right_id))->second.result;
+      dead[r] = true;
+      next[l] = next[r];
+      if (next[r] >= 0) prev[static_cast<std::size_t>(next[r])] = c.left;
+      consider(prev[l]);
+      consider(c.left);
+    }
+    std::size_t k = 0;
+    for (std::int32_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) word[k++] = word[static_cast<std::size_t>(i)];
+    word.resize(k);
   }
 
   std::array<std::int32_t, 256> byte_ids_{};
