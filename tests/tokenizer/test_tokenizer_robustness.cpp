@@ -188,6 +188,8 @@ TEST(TokenizerRobustness, MalformedJson) {
       {"merge unknown", R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b"]}, "decoder": {"type": "ByteLevel"}})"},
       {"merge malformed", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [3]}})"},
       {"added token bad", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": "x"}]})"},
+      {"sparse ids", R"({"model": {"type": "BPE", "vocab": {"a": 60000000}, "merges": []}})"},
+      {"added id huge", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": 60000000, "content": "<s>"}]})"},
       {"special not bool", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": 1, "content": "<s>", "special": 7}]})"},
   };
   for (const auto& [what, text] : bad) {

@@ -95,6 +95,9 @@ inline void json_vocab_to_vector(const nlohmann::json& vocab, const std::string&
       throw FormatError(file, detail::str_cat(field, ": token ", nlohmann::json(tok).dump(), " has invalid id ", id.dump()));
     max_id = std::max(max_id, id.get<std::int64_t>());
   }
+  // Gaps are allowed, but not so many that a tiny file could demand gigabytes.
+  if (max_id >= static_cast<std::int64_t>(vocab.size()) * 2 + 65536)
+    throw FormatError(file, detail::str_cat(field, ": largest id ", max_id, " is far beyond the ", vocab.size(), " entries"));
   tokens.assign(static_cast<std::size_t>(max_id + 1), std::string());
   types.assign(tokens.size(), TokenType::Unused);
   for (const auto& [tok, id] : vocab.items()) {
@@ -119,6 +122,8 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   /// - `ids`: BOS/EOS/unknown ids (-1 for none) and whether BOS is added by default.
   /// `source` names the origin in error messages. Throws FormatError for a malformed merge or
   /// one whose parts or result are not in the vocabulary.
+  /// From GGUF (`tokenizer.ggml.model` = "gpt2"): `tokenizer.ggml.bos_token_id`/`eos_token_id`
+  /// fill `ids` (GPT-2 uses <|endoftext|> = 50256 for both); `add_bos_token` is ids.add_bos.
   ByteLevelBpeTokenizer(const std::vector<std::string>& tokens, std::span<const std::string> merges,
                         std::vector<TokenType> types = {}, SpecialIds ids = {}, const std::string& source = "<memory>") {
     std::vector<std::string> raw;

@@ -75,6 +75,8 @@ inline void hf_added_tokens(const nlohmann::json& root, const std::string& file,
     if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= (1 << 26) || !content.is_string())
       throw FormatError(file, where + ": needs an integer id >= 0 and a string content");
     const auto k = static_cast<std::size_t>(id.get<std::int64_t>());
+    if (k >= tokens.size() + it->size() + 65536)
+      throw FormatError(file, detail::str_cat(where, ": id ", k, " is far beyond the vocabulary of ", tokens.size()));
     if (k >= tokens.size()) {
       tokens.resize(k + 1);
       types.resize(k + 1, TokenType::Unused);

@@ -38,6 +38,10 @@ class SentencePieceBpeTokenizer : public Tokenizer {
   ///   "<0xNN>" Byte, everything else Normal.
   /// - `ids`: BOS/EOS/unknown ids (-1 for none; when types are inferred, unset ids are taken
   ///   from the inferred "<unk>", "<s>", "</s>") and whether BOS is added by default.
+  /// From GGUF: `tokenizer.ggml.bos_token_id`/`eos_token_id`/`unknown_token_id`/`add_bos_token`
+  /// fill `ids`; `tokenizer.ggml.add_space_prefix` (default true) is options.add_dummy_prefix.
+  /// Throws InvalidArgument when the array lengths differ, FormatError for bad special ids or a
+  /// Byte token not written <0xNN>.
   SentencePieceBpeTokenizer(std::vector<std::string> pieces, std::vector<float> scores, std::vector<TokenType> types,
                             SpecialIds ids, SentencePieceOptions options = {}, const std::string& source = "<memory>")
       : options_(options) {

@@ -4,6 +4,11 @@
 // The base class does what every family does the same way: special-token splitting, BOS/EOS,
 // and decoding piece by piece; a family (byte-level BPE, SentencePiece BPE) only supplies how a
 // run of ordinary text becomes ids and what bytes a token stands for.
+//
+// A loaded tokenizer is immutable: encode() and decode() may be called from several threads.
+// Loaders and constructors live in byte_level_bpe.hpp, sentencepiece_bpe.hpp,
+// sentencepiece_model.hpp, llama2c_vocab.hpp and hf_tokenizer_json.hpp; load_tokenizer.hpp
+// picks one by looking at a path.
 #pragma once
 
 #include <algorithm>
