@@ -63,6 +63,13 @@ TEST(TokenizerFormats, Gpt2ThreeLayoutsAgree) {
       EXPECT_EQ(mem.encode(t, {.parse_special = special}), want) << tinfer::testing::printable(t);
     }
   }
+  // A RoBERTa-style file asking for a prefix space: "Hello" is tokenized as " Hello".
+  nlohmann::json root = nlohmann::json::parse(tinfer::testing::read_text_file(dir / "tokenizer.json"));
+  root["pre_tokenizer"]["add_prefix_space"] = true;
+  const auto prefixed = tinfer::byte_level_bpe_from_hf_json(root, "prefixed.json");
+  EXPECT_TRUE(prefixed.add_prefix_space());
+  EXPECT_EQ(prefixed.encode("Hello world"), (std::vector<std::int32_t>{18435, 995}));
+  EXPECT_EQ(prefixed.encode(" Hello"), (std::vector<std::int32_t>{18435}));
   // The folder and single-file entry points pick the same tokenizer.
   EXPECT_EQ(tinfer::load_tokenizer(dir)->encode("Hello world"), (std::vector<std::int32_t>{15496, 995}));
   EXPECT_EQ(tinfer::load_tokenizer(dir / "encoder.json")->encode("Hello world"), (std::vector<std::int32_t>{15496, 995}));

@@ -182,8 +182,20 @@ class ByteLevelBpeTokenizer : public Tokenizer {
 
   std::string token_to_piece(std::int32_t id) const override { return token_text(id); }
 
+  /// Hugging Face's ByteLevel `add_prefix_space` (RoBERTa-style vocabularies): a space is put
+  /// before each run of text that does not start with one, so the first word is tokenized like
+  /// the others. Decoding keeps that space. Off for GPT-2.
+  void set_add_prefix_space(bool on) noexcept { add_prefix_space_ = on; }
+  bool add_prefix_space() const noexcept { return add_prefix_space_; }
+
  protected:
   void encode_text(std::string_view text, bool /*after_special*/, std::vector<std::int32_t>& out) const override {
+    std::string prefixed;
+    if (add_prefix_space_ && !text.empty() && text.front() != ' ') {
+      prefixed = " ";
+      prefixed += text;
+      text = prefixed;
+    }
     std::vector<std::int32_t> word;
     for (std::string_view w : gpt2_pretokenize(text)) {
       word.clear();
@@ -262,6 +274,7 @@ class ByteLevelBpeTokenizer : public Tokenizer {
 
   std::array<std::int32_t, 256> byte_ids_{};
   std::unordered_map<std::uint64_t, Merge> merges_;
+  bool add_prefix_space_ = false;
 };
 
 }  // namespace tinfer

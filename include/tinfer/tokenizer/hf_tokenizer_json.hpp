@@ -132,7 +132,11 @@ inline ByteLevelBpeTokenizer byte_level_bpe_from_hf_json(const nlohmann::json& r
   ids.eos = detail::find_first(tokens, {"<|endoftext|>", "<|end_of_text|>", "</s>"});
   if (model.contains("unk_token") && model["unk_token"].is_string())
     ids.unk = detail::find_first(tokens, {model["unk_token"].get_ref<const std::string&>().c_str()});
-  return ByteLevelBpeTokenizer(tokens, merges, std::move(types), ids, file);
+  ByteLevelBpeTokenizer tok(tokens, merges, std::move(types), ids, file);
+  if (root.contains("pre_tokenizer") && root["pre_tokenizer"].is_object() &&
+      root["pre_tokenizer"].value("type", "") == "ByteLevel")
+    tok.set_add_prefix_space(root["pre_tokenizer"].value("add_prefix_space", false));
+  return tok;
 }
 
 /// Builds a SentencePiece-style BPE tokenizer from a parsed tokenizer.json (Llama layout).
