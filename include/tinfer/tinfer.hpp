@@ -22,7 +22,19 @@
 #include "tinfer/io/safetensors.hpp"
 
 // tokenizer
+#include "tinfer/tokenizer/byte_level_bpe.hpp"
+#include "tinfer/tokenizer/gguf_tokenizer.hpp"
+#include "tinfer/tokenizer/gpt2_pretokenizer.hpp"
+#include "tinfer/tokenizer/hf_tokenizer_json.hpp"
 #include "tinfer/tokenizer/llama2c_tokenizer.hpp"
+#include "tinfer/tokenizer/llama2c_vocab.hpp"
+#include "tinfer/tokenizer/load_tokenizer.hpp"
+#include "tinfer/tokenizer/sentencepiece_bpe.hpp"
+#include "tinfer/tokenizer/sentencepiece_model.hpp"
+#include "tinfer/tokenizer/stream_decoder.hpp"
+#include "tinfer/tokenizer/tokenizer.hpp"
+#include "tinfer/tokenizer/unicode.hpp"
+#include "tinfer/tokenizer/unicode_tables.hpp"
 
 // kernels: scalar references, per-ISA versions, run-time dispatch
 #include "tinfer/kernels/activation.hpp"

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <filesystem>
+#include <fstream>
+#include <string_view>
 #include <memory>
 
 #include "tinfer/core/error.hpp"
+#include "tinfer/io/gguf_reader.hpp"
 #include "tinfer/tokenizer/byte_level_bpe.hpp"
+#include "tinfer/tokenizer/gguf_tokenizer.hpp"
 #include "tinfer/tokenizer/hf_tokenizer_json.hpp"
 #include "tinfer/tokenizer/llama2c_vocab.hpp"
 #include "tinfer/tokenizer/sentencepiece_model.hpp"
@@ -18,7 +22,8 @@ namespace tinfer {
 ///   encoder.json + vocab.bpe (tried in that order);
 /// - a Hugging Face tokenizer.json;
 /// - encoder.json (with vocab.bpe beside it) or vocab.json (with merges.txt beside it);
-/// - a SentencePiece model (*.model) or a llama2.c tokenizer (*.bin).
+/// - a SentencePiece model (*.model) or a llama2.c tokenizer (*.bin);
+/// - a GGUF file (the tokenizer in its metadata).
 /// Throws IoError when nothing loadable is found, FormatError/UnsupportedError from the loaders.
 inline std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
@@ -37,6 +42,16 @@ inline std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& pa
                                                  "tokenizer.model or encoder.json + vocab.bpe"));
   }
   if (!exists(path)) throw IoError(detail::str_cat(path.string(), ": no such file"));
+  {
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {};
+    in.read(magic, 4);
+    if (in.gcount() == 4 && std::string_view(magic, 4) == "GGUF") {
+      const io::GgufFile f(path.string());
+      if (!gguf_has_tokenizer(f)) throw FormatError(path.string(), "this GGUF file holds no tokenizer (tokenizer.ggml.* keys)");
+      return load_gguf_tokenizer(f);
+    }
+  }
   const std::string name = path.filename().string();
   const std::string ext = path.extension().string();
   if (ext == ".json") {
