@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "test_assets.hpp"
