@@ -124,6 +124,7 @@ TEST(SentencePieceBpe, SpecialTokensAndOptions) {
   EXPECT_EQ(tok.decode(special), "Hi");
   EXPECT_EQ(tok.decode(special, {.render_special = true}), "<s>Hi</s>");
   EXPECT_EQ(tok.token_to_piece(13), "\n");  // <0x0A>
+  EXPECT_EQ(tok.decode({1, 15043, 3186, 2}), "Hello world");
   EXPECT_THROW(tok.decode(std::vector<std::int32_t>{32000}), tinfer::InvalidArgument);
   EXPECT_THROW(tok.decode(std::vector<std::int32_t>{-1}), tinfer::InvalidArgument);
 }

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "test_assets.hpp"
@@ -211,6 +213,39 @@ TEST(TokenizerRobustness, MalformedJson) {
   std::filesystem::remove(v);
   std::filesystem::remove(m);
   EXPECT_THROW(tinfer::load_tokenizer(assets_dir() / "no-such-folder/tokenizer.json"), tinfer::IoError);
+}
+
+// Needs no assets: a byte-fallback vocabulary built in memory.
+TEST(StreamDecoder, InMemoryByteFallback) {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    pieces.push_back(name);
+  }
+  pieces.push_back("\xE2\x96\x81");       // 259: ▁
+  pieces.push_back("a");                   // 260
+  pieces.push_back("\xE2\x96\x81" "a");  // 261: ▁a
+  const tinfer::SentencePieceBpeTokenizer tok(pieces, {}, {}, {.bos = -1, .eos = -1, .unk = -1, .add_bos = true});
+  const std::string text = "a \xE6\x97\xA5\xF0\x9F\xA6\x99" "a";
+  const auto ids = tok.encode(text);
+  ASSERT_EQ(ids.size(), 1 + 1 + 1 + 3 + 4 + 1u);  // BOS ▁a ▁ <3 bytes> <4 bytes> a
+  EXPECT_EQ(tok.decode(ids), text);
+  check_stream(tok, ids);
+  tinfer::StreamDecoder stream(tok);
+  std::string seen;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string chunk = stream.push(ids[i]);
+    if (i == 5) {
+      EXPECT_EQ(chunk, "\xE6\x97\xA5");  // the third byte completes 日
+    } else if (i == 9) {
+      EXPECT_EQ(chunk, "\xF0\x9F\xA6\x99");
+    } else if (i >= 3 && i <= 8) {
+      EXPECT_EQ(chunk, "") << i;
+    }
+    seen += chunk;
+  }
+  EXPECT_EQ(seen + stream.finish(), text);
 }
 
 TEST(TokenizerRobustness, InMemoryVocabularies) {

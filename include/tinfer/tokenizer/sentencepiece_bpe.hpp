@@ -10,9 +10,11 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <queue>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "tinfer/core/error.hpp"

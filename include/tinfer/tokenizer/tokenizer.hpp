@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -101,6 +102,11 @@ class Tokenizer {
     bool at_start = true;
     for (std::int32_t id : ids) append_decoded(id, opts, at_start, out);
     return out;
+  }
+
+  /// decode({1, 15043}): a braced list does not convert to std::span in C++20.
+  std::string decode(std::initializer_list<std::int32_t> ids, const DecodeOptions& opts = {}) const {
+    return decode(std::span<const std::int32_t>(ids.begin(), ids.size()), opts);
   }
 
   /// Appends the text of one token to `out` as decode() does; `at_start` (initially true)
