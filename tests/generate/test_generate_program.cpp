@@ -10,6 +10,7 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "program_runner.hpp"
 #include "test_assets.hpp"
 #include "tinfer/tokenizer/llama2c_tokenizer.hpp"
 
@@ -18,27 +19,11 @@ namespace {
 using tinfer::testing::assets_dir;
 using tinfer::testing::reference_dir;
 
-struct RunResult {
-  int exit_code;
-  std::string out;  // stdout, or stdout+stderr when merged
-};
+using tinfer::testing::RunResult;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
+std::string quote(const std::string& s) { return tinfer::testing::shell_quote(s); }
 RunResult run(const std::string& args, bool merge_stderr = false) {
-  const std::string exe = std::string(TINFER_EXAMPLES_DIR) + "/tinfer-generate";
-  const std::string cmd = quote(exe) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return tinfer::testing::run_program("tinfer-generate", args, merge_stderr);
 }
 
 class GenerateProgram : public ::testing::Test {
