@@ -119,3 +119,19 @@ TEST(Llama2cTokenizer, MalformedFilesThrowFormatError) {
 }
 
 }  // namespace
+
+namespace {
+
+// Found by fuzzing: a vocabulary with fewer than 259 tokens has no byte tokens for most bytes;
+// byte fallback must not produce ids outside the vocabulary.
+TEST(Llama2cTokenizer, TinyVocabularyByteFallbackStaysInRange) {
+  const Llama2cTokenizer t({"<unk>", "\n<s>\n", "\n</s>\n", " a", "b", " "}, {0, 0, 0, -1, -2, -3});
+  const auto ids = t.encode("a\xC3\xA9\xFFz", true);
+  for (auto id : ids) {
+    EXPECT_GE(id, 0);
+    EXPECT_LT(id, t.vocab_size());
+  }
+  EXPECT_NO_THROW((void)t.decode(ids));
+}
+
+}  // namespace

@@ -101,7 +101,12 @@ class Llama2cTokenizer {
       if (auto it = lookup_.find(buf); it != lookup_.end()) {
         tokens.push_back(it->second);
       } else {
-        for (unsigned char b : buf) tokens.push_back(static_cast<std::int32_t>(b) + kFirstByteToken);
+        // Byte fallback; a vocabulary too small to hold the byte tokens gets <unk> instead
+        // (run.c would index past its vocabulary here).
+        for (unsigned char b : buf) {
+          const std::int32_t id = static_cast<std::int32_t>(b) + kFirstByteToken;
+          tokens.push_back(id < vocab_size() ? id : kUnk);
+        }
       }
       buf.clear();
     }
