@@ -28,7 +28,9 @@ and speeds go to stderr.
 
 options:
   -m, --model PATH        model: a GGUF file (llama or gpt2 architecture), a Hugging Face
-                          folder (config.json + model.safetensors), or a llama2.c checkpoint
+                          folder (config.json + model.safetensors), or a llama2.c checkpoint.
+                          Default: the bundled demo model (a small GPT-2 trained on the King
+                          James Bible, examples/demo-model/tinfer-demo-kjv.gguf)
   -z, --tokenizer PATH    tokenizer, overriding the model's own: tokenizer.json, a folder,
                           tokenizer.model, llama2.c tokenizer.bin, encoder.json, or a GGUF
                           file. Default: the one in the GGUF file or the Hugging Face folder;
@@ -58,6 +60,21 @@ struct Options {
   float temp = 1.0f;
   float top_p = 0.9f;
 };
+
+// The demo model: in the source tree (build tree runs) or installed beside the program
+// (<prefix>/bin/../share/tinfer/).
+std::string bundled_model() {
+  namespace fs = std::filesystem;
+  const fs::path in_source = TINFER_DEMO_MODEL;
+  if (fs::exists(in_source)) return in_source.string();
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = exe.parent_path().parent_path() / "share" / "tinfer" / in_source.filename();
+    if (fs::exists(installed)) return installed.string();
+  }
+  throw tinfer_examples::UsageError("no model given and the bundled demo model (" + in_source.string() + ") is missing: pass -m MODEL");
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -105,7 +122,7 @@ Options parse(int argc, char** argv) {
       throw UsageError("unknown option '" + std::string(f) + "'");
     }
   }
-  if (o.model.empty()) throw UsageError("no model given: pass -m MODEL");
+  if (o.model.empty()) o.model = bundled_model();
   return o;
 }
 

@@ -69,7 +69,7 @@ TEST_F(GenerateProgram, BadInputGivesClearErrorAndNonZeroExit) {
     EXPECT_EQ(r.exit_code, code) << args << "\n" << r.out;
     EXPECT_NE(r.out.find(needle), std::string::npos) << args << "\n" << r.out;
   };
-  expect_error("", 2, "no model given");
+  expect_error("-p", 2, "needs a value");
   expect_error("-m", 2, "needs a value");
   expect_error("-m x --bogus", 2, "unknown option '--bogus'");
   expect_error("-m x -n abc", 2, "not a valid number");
