@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "test_assets.hpp"
+#include "tinfer/io/gguf_writer.hpp"
 #include "tinfer/models/model.hpp"
 
 namespace {
@@ -132,6 +134,44 @@ TEST(GgufReference, Stories260KGgufEqualsLlama2cCheckpoint) {
     const auto lb = b->forward(*sb, toks[pos], static_cast<int>(pos));
     for (std::size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], 1e-5) << pos << " " << i;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A GGUF file whose tensor shapes contradict its hyperparameters, or that lacks a tensor, is a
+// FormatError naming the tensor (built from the fuzz seed with tinfer's own writer).
+TEST(GgufLoading, ShapesMustMatchHyperparameters) {
+  const auto seed = std::filesystem::path(TINFER_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "gguf" / "tiny-llama.gguf";
+  const tinfer::io::GgufFile src(seed.string());
+  auto rebuild = [&](const std::string& skip, const std::string& reshape) {
+    tinfer::io::GgufWriter w;
+    for (const auto& [k, v] : src.metadata()) w.set(k, v);
+    for (const auto& t : src.tensors()) {
+      if (t.name == skip) continue;
+      auto dims = t.dims;
+      if (t.name == reshape) std::swap(dims[0], dims[1]);
+      w.add_tensor(t.name, dims, t.type, src.tensor_data(t));
+    }
+    const auto path = tinfer::testing::temp_path("shape.gguf");
+    w.write(path.string());
+    return path;
+  };
+  try {
+    tinfer::load_model(rebuild("", "blk.0.attn_k.weight").string());
+    FAIL() << "a transposed attn_k was accepted";
+  } catch (const tinfer::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_k.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected"), std::string::npos) << e.what();
+  }
+  try {
+    tinfer::load_model(rebuild("blk.0.ffn_up.weight", "").string());
+    FAIL() << "a missing ffn_up was accepted";
+  } catch (const tinfer::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'blk.0.ffn_up.weight' is missing"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(tinfer::load_model(rebuild("", "").string()));
 }
 
 }  // namespace

@@ -169,3 +169,58 @@ TEST_F(HfMalformed, ConfigProblems) {
 }
 
 }  // namespace
+
+namespace {
+
+// A sharded checkpoint (model.safetensors.index.json + two shards) loads to the same model as
+// the single file it was split from.
+TEST(HfFolder, ShardedCheckpointEqualsSingleFile) {
+  const auto src = assets_dir() / "hf" / "tiny-gpt2-f32";
+  TINFER_REQUIRE_FILE(src);
+  const auto dir = tinfer::testing::temp_path("sharded");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(src / "config.json", dir / "config.json");
+  const std::string whole = tinfer::testing::read_text_file(src / "model.safetensors");
+  std::uint64_t n;
+  std::memcpy(&n, whole.data(), 8);
+  const auto header = nlohmann::json::parse(whole.substr(8, n));
+  const std::string data = whole.substr(8 + n);
+  nlohmann::json shard_header[2] = {nlohmann::json::object(), nlohmann::json::object()};
+  std::string shard_data[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  int i = 0;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const int s = (i++) % 2;
+    const auto begin = it.value()["data_offsets"][0].get<std::size_t>(), end = it.value()["data_offsets"][1].get<std::size_t>();
+    auto entry = it.value();
+    entry["data_offsets"] = {shard_data[s].size(), shard_data[s].size() + (end - begin)};
+    shard_data[s] += data.substr(begin, end - begin);
+    shard_header[s][it.key()] = entry;
+    index["weight_map"][it.key()] = "model-0000" + std::to_string(s + 1) + "-of-00002.safetensors";
+  }
+  for (int s = 0; s < 2; ++s) {
+    const std::string h = shard_header[s].dump();
+    const std::uint64_t len = h.size();
+    std::string bytes(8, '\0');
+    std::memcpy(bytes.data(), &len, 8);
+    std::ofstream(dir / ("model-0000" + std::to_string(s + 1) + "-of-00002.safetensors"), std::ios::binary) << bytes << h << shard_data[s];
+  }
+  std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+  const auto a = tinfer::load_model(src.string()), b = tinfer::load_model(dir.string());
+  auto sa = a->new_session(), sb = b->new_session();
+  for (int pos = 0; pos < 6; ++pos) {
+    const auto la = a->forward(*sa, 100 + pos, pos);
+    const std::vector<float> va(la.begin(), la.end());
+    const auto lb = b->forward(*sb, 100 + pos, pos);
+    ASSERT_EQ(va, std::vector<float>(lb.begin(), lb.end())) << pos;
+  }
+  // A weight_map naming a shard outside the folder is refused.
+  index["weight_map"]["transformer.wte.weight"] = "../escape.safetensors";
+  std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc) << index.dump();
+  EXPECT_THROW(tinfer::load_model(dir.string()), tinfer::FormatError);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
