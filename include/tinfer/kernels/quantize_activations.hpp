@@ -13,7 +13,6 @@
 // row w changes by at most sum over blocks of (amax_b / 254) * sum_{i in b} |w_i|.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -55,18 +54,21 @@ inline std::size_t activation_bytes(ActFormat f, std::int64_t n) noexcept {
 }
 
 namespace detail {
-/// amax / 127 and its inverse (0 for an all-zero block).
+/// amax / 127 and its inverse (0 for an all-zero block). Plain compares and a rounding by
+/// truncation, so the loops need no libm calls (fmax, nearbyint) and vectorize.
 inline void q8_scale(const float* x, int n, float& d, float& id) noexcept {
   float amax = 0.0f;
-  for (int j = 0; j < n; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  for (int j = 0; j < n; ++j) {
+    const float a = x[j] < 0.0f ? -x[j] : x[j];
+    amax = a > amax ? a : amax;
+  }
   d = amax / 127.0f;
   id = d != 0.0f ? 1.0f / d : 0.0f;
 }
+/// Round half away from zero (roundf), clamped to [-127, 127] (|v| <= 127 up to rounding).
 inline std::int8_t q8_round(float v) noexcept {
-  // |v| <= 127 up to rounding of x * (1 / d); clamp for safety.
-  float r = std::nearbyint(v);
-  r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
-  return static_cast<std::int8_t>(r);
+  const int r = static_cast<int>(v + (v < 0.0f ? -0.5f : 0.5f));
+  return static_cast<std::int8_t>(r > 127 ? 127 : (r < -127 ? -127 : r));
 }
 }  // namespace detail
 
