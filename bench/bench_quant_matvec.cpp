@@ -110,6 +110,7 @@ bool table_for(Impl impl, DType t, k::KernelTable& tab) {
     default: return false;
   }
 #undef TINFER_PICK
+  if (impl == kAvx512Vnni && (t == DType::Q8_0 || t == DType::Q4_0)) tab.quant_dot[i] = k::kernel_table(k::Isa::Avx512).quant_dot[i];
   return true;
 }
 

@@ -46,6 +46,9 @@ std::vector<Impl> simd_impls() {
   if (f.avx2) v.push_back({"avx2", k::avx2::quant_dot_rows<T>});
   if (f.avx_vnni) v.push_back({"avx2vnni", k::avx2vnni::quant_dot_rows<T>});
   if (f.avx512_vnni) v.push_back({"avx512vnni", k::avx512::quant_dot_rows<T>});
+  if constexpr (T == DType::Q8_0 || T == DType::Q4_0) {
+    if (f.avx512_vnni) v.push_back({"avx512vnni-zmm", k::avx512::quant_dot_rows_zmm<T>});
+  }
   return v;
 }
 

@@ -107,7 +107,11 @@ inline KernelTable make_table(Isa isa) {
     set(t, DType::F32, avx512::dot_rows<float>);
     set(t, DType::F16, avx512::dot_rows<f16>);
     set(t, DType::BF16, avx512::dot_rows<bf16>);
-    if (cpu_features().avx512_vnni) TINFER_SET_QUANT_DOT(t, avx512);
+    if (cpu_features().avx512_vnni) {
+      TINFER_SET_QUANT_DOT(t, avx512);
+      set_q(t, DType::Q8_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q8_0>);
+      set_q(t, DType::Q4_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q4_0>);
+    }
   }
   return t;
 }
