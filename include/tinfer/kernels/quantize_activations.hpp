@@ -1,0 +1,113 @@
+// tinfer/kernels/quantize_activations.hpp: 8-bit quantization of the activation vector x, done
+// once per matrix-vector product so the quantized-weight kernels can take integer dot products
+// (the scheme of llama.cpp's quantize_row_q8_0 / q8_1 / q8_K, written independently).
+//
+// Two formats:
+//   ActFormat::Q8_32 (blocks of 32, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights): d = amax / 127,
+//     q = round(x / d) in [-127, 127]; s = d * sum(q) is kept for the *_1 types (their offset m
+//     multiplies the sum of the block's activations). d is kept as a float (ggml rounds it to
+//     f16), which is at least as accurate.
+//   ActFormat::Q8_K (super-blocks of 256, for the K-quants): d = amax / 127, q as above, and the
+//     integer sum of every 16 quants (bsums) for the K types' mins and offsets.
+// Error: |x - d q| <= d / 2 = amax_block / 254 for every element, so a dot product with weight
+// row w changes by at most sum over blocks of (amax_b / 254) * sum_{i in b} |w_i|.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "tinfer/core/quant_blocks.hpp"
+
+namespace tinfer::quant {
+
+/// One block of 32 quantized activations.
+struct block_q8x32 {
+  float d;                 // scale
+  float s;                 // d * sum(qs)
+  std::int16_t isum;       // sum(qs)
+  std::int16_t pad;
+  std::int8_t qs[kQK];
+};
+
+/// One super-block of 256 quantized activations.
+struct block_q8xK {
+  float d;                          // scale
+  std::int8_t qs[kQK_K];
+  std::int16_t bsums[kQK_K / 16];   // sum of each 16 quants
+};
+
+}  // namespace tinfer::quant
+
+namespace tinfer::kernels {
+
+enum class ActFormat : std::uint8_t { None = 0, Q8_32 = 1, Q8_K = 2 };
+
+/// Bytes the quantized form of n activations takes (n a multiple of the block size).
+inline std::size_t activation_bytes(ActFormat f, std::int64_t n) noexcept {
+  switch (f) {
+    case ActFormat::Q8_32: return static_cast<std::size_t>(n / quant::kQK) * sizeof(quant::block_q8x32);
+    case ActFormat::Q8_K: return static_cast<std::size_t>(n / quant::kQK_K) * sizeof(quant::block_q8xK);
+    case ActFormat::None: break;
+  }
+  return 0;
+}
+
+namespace detail {
+/// amax / 127 and its inverse (0 for an all-zero block). Plain compares and a rounding by
+/// truncation, so the loops need no libm calls (fmax, nearbyint) and vectorize.
+inline void q8_scale(const float* x, int n, float& d, float& id) noexcept {
+  float amax = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float a = x[j] < 0.0f ? -x[j] : x[j];
+    amax = a > amax ? a : amax;
+  }
+  d = amax / 127.0f;
+  id = d != 0.0f ? 1.0f / d : 0.0f;
+}
+/// Round half away from zero (roundf), clamped to [-127, 127] (|v| <= 127 up to rounding).
+inline std::int8_t q8_round(float v) noexcept {
+  const int r = static_cast<int>(v + (v < 0.0f ? -0.5f : 0.5f));
+  return static_cast<std::int8_t>(r > 127 ? 127 : (r < -127 ? -127 : r));
+}
+}  // namespace detail
+
+/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 32.
+inline void quantize_q8x32(const float* x, quant::block_q8x32* y, std::int64_t n) noexcept {
+  for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
+    float d, id;
+    detail::q8_scale(x, quant::kQK, d, id);
+    int sum = 0;
+    for (int j = 0; j < quant::kQK; ++j) {
+      y[b].qs[j] = detail::q8_round(x[j] * id);
+      sum += y[b].qs[j];
+    }
+    y[b].d = d;
+    y[b].isum = static_cast<std::int16_t>(sum);
+    y[b].pad = 0;
+    y[b].s = d * static_cast<float>(sum);
+  }
+}
+
+/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks.
+inline void quantize_q8xK(const float* x, quant::block_q8xK* y, std::int64_t n) noexcept {
+  for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
+    float d, id;
+    detail::q8_scale(x, quant::kQK_K, d, id);
+    for (int j = 0; j < quant::kQK_K; ++j) y[b].qs[j] = detail::q8_round(x[j] * id);
+    for (int g = 0; g < quant::kQK_K / 16; ++g) {
+      int s = 0;
+      for (int j = 0; j < 16; ++j) s += y[b].qs[16 * g + j];
+      y[b].bsums[g] = static_cast<std::int16_t>(s);
+    }
+    y[b].d = d;
+  }
+}
+
+/// Quantizes n activations into `dst` (activation_bytes(f, n) bytes, aligned for float).
+inline void quantize_activations(ActFormat f, const float* x, std::int64_t n, void* dst) noexcept {
+  if (f == ActFormat::Q8_32) quantize_q8x32(x, static_cast<quant::block_q8x32*>(dst), n);
+  else if (f == ActFormat::Q8_K) quantize_q8xK(x, static_cast<quant::block_q8xK*>(dst), n);
+}
+
+}  // namespace tinfer::kernels
