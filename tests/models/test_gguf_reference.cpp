@@ -18,6 +18,7 @@
 
 #include "test_assets.hpp"
 #include "tinfer/io/gguf_writer.hpp"
+#include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/models/model.hpp"
 
 namespace {
@@ -79,10 +80,8 @@ TEST_P(GgufReference, LogitsAsCloseToExactAsLlamaCpp) {
   RecordProperty("llamacpp_rel_rms", std::to_string(cpp_err));
   std::printf("[ measure  ] %s: rms/std to exact: tinfer %.3g, llama.cpp %.3g\n", name.c_str(), ours_err, cpp_err);
 
-  // Argmax agreement wherever exact's top two are clearly apart: by more than 1% of their std,
-  // and by more than 4x our own rms error (quantized types quantize the activations to 8 bits,
-  // as llama.cpp does, which moves logits by ~2-3% of std; llama.cpp's own argmax differs from
-  // exact's at margins up to 6.9% of std on these files). Then the greedy continuation.
+  // Argmax agreement wherever exact's top two are clearly apart (llama.cpp's own argmax differs
+  // from exact's at margins up to 6.9% of std on these files). Then the greedy continuation.
   for (std::size_t pos = 0; pos < ref.exact.size(); ++pos) {
     const auto& e = ref.exact[pos];
     std::vector<double> sorted = e;
@@ -92,7 +91,11 @@ TEST_P(GgufReference, LogitsAsCloseToExactAsLlamaCpp) {
     mean /= static_cast<double>(e.size());
     for (double v : e) var += (v - mean) * (v - mean);
     const double std = std::sqrt(var / static_cast<double>(e.size()));
-    if (sorted[0] - sorted[1] <= std::max(0.01, 4.0 * ours_err) * std) continue;
+    // With float activations (the default) the shared README's criterion holds as stated: 1% of
+    // std. With TINFER_ACTIVATIONS=q8 the logits move like llama.cpp's, so only margins above
+    // 4x our own error are decisive.
+    const bool q8 = tinfer::kernels::default_activations() == tinfer::kernels::Activations::Q8;
+    if (sorted[0] - sorted[1] <= (q8 ? std::max(0.01, 4.0 * ours_err) : 0.01) * std) continue;
     const auto want = std::max_element(e.begin(), e.end()) - e.begin();
     const auto got = std::max_element(ours[pos].begin(), ours[pos].end()) - ours[pos].begin();
     EXPECT_EQ(got, want) << name << " position " << pos;

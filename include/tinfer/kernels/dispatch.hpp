@@ -12,6 +12,8 @@
 #pragma once
 
 #include <array>
+#include <cstdlib>
+#include <string_view>
 #include <cstdint>
 #include <vector>
 
@@ -118,17 +120,43 @@ inline KernelTable make_table(Isa isa) {
 #undef TINFER_SET_QUANT_DOT
 }  // namespace detail
 
-/// The table for `isa`, clamped to what this machine supports (so a test may ask for any level).
-inline const KernelTable& kernel_table(Isa isa) {
-  static const std::array<KernelTable, 3> tables = {detail::make_table(Isa::Scalar), detail::make_table(Isa::Avx2),
-                                                    detail::make_table(Isa::Avx512)};
-  const Isa max = max_supported_isa();
-  if (static_cast<int>(isa) > static_cast<int>(max)) isa = max;
-  return tables[static_cast<std::size_t>(isa)];
+/// How matrix-vector products treat the activations of quantized weight types.
+///  - Float: each weight row is dequantized bit-exactly and multiplied with float32 activations.
+///    Logits stay within ~1e-6 (relative) of the exact forward pass; the default.
+///  - Q8: activations are quantized once per product to 8-bit blocks and integer dot products
+///    (VNNI where available) do the work, as llama.cpp does: several times faster for decode, and
+///    logits move by ~2-3% of their spread, as llama.cpp's do. Chosen with TINFER_ACTIVATIONS=q8.
+enum class Activations { Float, Q8 };
+
+/// The mode TINFER_ACTIVATIONS asks for ("q8"; anything else: Float), read once.
+inline Activations default_activations() noexcept {
+  static const Activations a = [] {
+    const char* env = std::getenv("TINFER_ACTIVATIONS");
+    return env != nullptr && std::string_view(env) == "q8" ? Activations::Q8 : Activations::Float;
+  }();
+  return a;
 }
 
-/// The table of default_isa().
-inline const KernelTable& kernel_table() { return kernel_table(default_isa()); }
+/// The table for `isa` (clamped to what this machine supports, so a test may ask for any level)
+/// and activation mode. Without a mode: the full table, integer kernels included.
+inline const KernelTable& kernel_table(Isa isa, Activations act) {
+  static const std::array<std::array<KernelTable, 3>, 2> tables = [] {
+    std::array<std::array<KernelTable, 3>, 2> t;
+    for (int i = 0; i < 3; ++i) {
+      t[1][static_cast<std::size_t>(i)] = detail::make_table(static_cast<Isa>(i));
+      t[0][static_cast<std::size_t>(i)] = t[1][static_cast<std::size_t>(i)];
+      t[0][static_cast<std::size_t>(i)].quant_dot = {};  // Float: the dequantizing row kernels
+    }
+    return t;
+  }();
+  const Isa max = max_supported_isa();
+  if (static_cast<int>(isa) > static_cast<int>(max)) isa = max;
+  return tables[act == Activations::Q8 ? 1 : 0][static_cast<std::size_t>(isa)];
+}
+inline const KernelTable& kernel_table(Isa isa) { return kernel_table(isa, Activations::Q8); }
+
+/// The table models use: default_isa() and default_activations().
+inline const KernelTable& kernel_table() { return kernel_table(default_isa(), default_activations()); }
 
 /// y = W x for a weight matrix of any supported type; rows split across `pool` (nullptr: this
 /// thread). x has W.cols floats, y has W.rows.
