@@ -123,6 +123,12 @@ class SentencePieceBpeTokenizer : public Tokenizer {
     }
     if (options_.add_dummy_prefix && after_special) text.insert(0, " ");
     text = replace_all(text, " ", kSpaceMark);
+    if (options_.remove_extra_whitespaces) {
+      // sentencepiece strips trailing whitespace after escaping it, so a '▁' written in the
+      // text goes too (and with it the dummy prefix when nothing else is left).
+      while (text.ends_with(kSpaceMark)) text.resize(text.size() - kSpaceMark.size());
+      if (text.empty()) return;
+    }
 
     // Symbols form a doubly linked list over `text`; a merged symbol absorbs its right neighbour.
     struct Symbol {
