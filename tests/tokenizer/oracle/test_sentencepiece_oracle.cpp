@@ -179,6 +179,22 @@ TEST(SentencePieceOracle, InvalidUtf8Tok512) {
   compare_invalid("tok512", tok512());
 }
 
+// One large input as a whole (1 MB of generated text, and a 256 KB run of one letter): the
+// same ids as sentencepiece (which keeps one heap over the whole text).
+TEST(SentencePieceOracle, LargeInputs) {
+  for (const auto& model : {llama2(), tok512()}) {
+    TINFER_REQUIRE_FILE(model);
+    Oracle o(model);
+    tinfer::testing::TextGenerator gen(77);
+    for (const std::string& s : {gen.text(1u << 20), std::string(1u << 18, 'a')}) {
+      const auto want = o.sp_encode(s);
+      const auto got = o.our_encode(s);
+      EXPECT_EQ(got.size(), want.size()) << model;
+      EXPECT_TRUE(got == want) << model << ": ids differ on a " << s.size() << "-byte input";
+    }
+  }
+}
+
 // The two decode differences excluded above, pinned down.
 TEST(SentencePieceOracle, DecodeDifferences) {
   TINFER_REQUIRE_FILE(tok512());
