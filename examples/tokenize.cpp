@@ -1,9 +1,11 @@
-// tinfer-tokenize: prints the token ids of a text, one line, separated by spaces.
+// tinfer-tokenize: prints the token ids of a text, one line, separated by spaces (or, with
+// --pieces, each token's text in brackets instead).
 //
 //   tinfer-tokenize -m PATH (-p TEXT | -f FILE) [--no-bos] [--parse-special] [--pieces]
 //
-// PATH: a tokenizer.json, a Hugging Face folder, a SentencePiece tokenizer.model, a llama2.c
-// tokenizer.bin, or encoder.json (with vocab.bpe beside it).
+// PATH: a tokenizer.json, a Hugging Face folder (tokenizer.json, vocab.json + merges.txt,
+// tokenizer.model, or encoder.json + vocab.bpe), a SentencePiece tokenizer.model, a llama2.c
+// tokenizer.bin, encoder.json (with vocab.bpe beside it), or a GGUF model.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -22,15 +24,18 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: tinfer-tokenize -m PATH (-p TEXT | -f FILE) [options]\n"
                "\n"
-               "Prints the token ids of TEXT (or of FILE's contents) on one line.\n"
+               "Prints the token ids of TEXT (or of FILE's contents) on one line; with --pieces,\n"
+               "the tokens' texts instead.\n"
                "\n"
-               "  -m, --model PATH     tokenizer.json, Hugging Face folder, tokenizer.model,\n"
-               "                       llama2.c tokenizer.bin, or encoder.json (+ vocab.bpe beside it)\n"
+               "  -m, --model PATH     tokenizer.json, a folder (tokenizer.json, vocab.json + merges.txt,\n"
+               "                       tokenizer.model, or encoder.json + vocab.bpe), tokenizer.model,\n"
+               "                       llama2.c tokenizer.bin, encoder.json (+ vocab.bpe beside it),\n"
+               "                       or a GGUF model\n"
                "  -p, --prompt TEXT    text to tokenize\n"
                "  -f, --file FILE      read the text from FILE\n"
                "      --no-bos         do not add the BOS token (default: the tokenizer's own setting)\n"
                "      --parse-special  recognise special tokens written in the text, e.g. <s>, <|endoftext|>\n"
-               "      --pieces         also print each token's text on a second line\n"
+               "      --pieces         print each token's text, as [piece], instead of the ids\n"
                "  -h, --help           show this help\n");
 }
 
@@ -93,13 +98,11 @@ int main(int argc, char** argv) {
     opts.parse_special = parse_special;
     const auto ids = tok->encode(text, opts);
     std::string line;
-    for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
-    std::cout << line << '\n';
-    if (pieces) {
-      line.clear();
-      for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + tinfer::detail::str_cat('[', tok->token_to_piece(ids[i]), ']');
-      std::cout << line << '\n';
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i) line += ' ';
+      line += pieces ? tinfer::detail::str_cat('[', tok->token_to_piece(ids[i]), ']') : std::to_string(ids[i]);
     }
+    std::cout << line << '\n';
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tinfer-tokenize: %s\n", e.what());
     return 1;
