@@ -3,6 +3,8 @@
 #pragma once
 
 #include <charconv>
+#include <cstdio>
+#include <exception>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -48,5 +50,20 @@ class Args {
   char** argv_;
   int i_ = 1;
 };
+
+/// Runs a program body with the exit codes every example uses: 0 on success, 2 for a bad
+/// command line (with a pointer to --help), 1 for a failure (the message names the problem).
+template <class Body>
+int guarded_main(const char* program, Body&& body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\nrun '%s --help' for the options\n", program, e.what(), program);
+    return 2;
+  } catch (const std::exception& e) {  // tinfer::Error and anything else
+    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  }
+}
 
 }  // namespace tinfer_examples

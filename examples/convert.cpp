@@ -312,16 +312,5 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const tinfer_examples::UsageError& e) {
-    std::fprintf(stderr, "tinfer-convert: %s\nrun 'tinfer-convert --help' for the options\n", e.what());
-    return 2;
-  } catch (const tinfer::Error& e) {
-    std::fprintf(stderr, "tinfer-convert: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tinfer-convert: unexpected error: %s\n", e.what());
-    return 1;
-  }
+  return tinfer_examples::guarded_main("tinfer-convert", [&] { return run(parse(argc, argv)); });
 }

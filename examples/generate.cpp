@@ -278,16 +278,5 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const tinfer_examples::UsageError& e) {
-    std::fprintf(stderr, "tinfer-generate: %s\nrun 'tinfer-generate --help' for the options\n", e.what());
-    return 2;
-  } catch (const tinfer::Error& e) {
-    std::fprintf(stderr, "tinfer-generate: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tinfer-generate: unexpected error: %s\n", e.what());
-    return 1;
-  }
+  return tinfer_examples::guarded_main("tinfer-generate", [&] { return run(parse(argc, argv)); });
 }
