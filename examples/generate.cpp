@@ -211,20 +211,8 @@ std::unique_ptr<Codec> make_codec(const Options& o, const tinfer::Model& model) 
       return std::make_unique<Llama2cCodec>(tinfer::Llama2cTokenizer::load(tok_path, model.vocab_size()));
     }
   }
-  std::unique_ptr<tinfer::Tokenizer> tok;
-  if (!tok_path.empty()) {
-    tok = tinfer::load_tokenizer(tok_path);
-  } else if (model.format() == tinfer::ModelFormat::Gguf) {
-    const tinfer::io::GgufFile f(o.model);
-    if (!tinfer::gguf_has_tokenizer(f)) throw tinfer::IoError(o.model + ": the GGUF file holds no tokenizer: pass -z TOKENIZER");
-    tok = tinfer::load_gguf_tokenizer(f);
-  } else {
-    try {
-      tok = tinfer::load_tokenizer(o.model);
-    } catch (const tinfer::IoError&) {
-      throw tinfer::IoError(o.model + ": the folder holds no tokenizer files: pass -z TOKENIZER");
-    }
-  }
+  std::unique_ptr<tinfer::Tokenizer> tok =
+      tok_path.empty() ? tinfer::load_model_tokenizer(o.model, model) : tinfer::load_tokenizer(tok_path);
   if (tok->vocab_size() > model.vocab_size()) {
     throw tinfer::InvalidArgument(tinfer::detail::str_cat("the tokenizer has ", tok->vocab_size(), " tokens but the model only ",
                                                           model.vocab_size(), ": they do not belong together"));

@@ -73,17 +73,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::unique_ptr<tinfer::Tokenizer> model_tokenizer(const Options& o, const tinfer::Model& model) {
-  if (!o.tokenizer.empty()) return tinfer::load_tokenizer(o.tokenizer);
-  if (model.format() == tinfer::ModelFormat::Gguf) {
-    const tinfer::io::GgufFile f(o.model);
-    if (!tinfer::gguf_has_tokenizer(f)) throw tinfer::IoError(o.model + ": the GGUF file holds no tokenizer: pass -z TOKENIZER");
-    return tinfer::load_gguf_tokenizer(f);
-  }
-  if (model.format() == tinfer::ModelFormat::HuggingFace) return tinfer::load_tokenizer(o.model);
-  throw tinfer::IoError(o.model + ": a llama2.c checkpoint has no tokenizer inside: pass -z TOKENIZER");
-}
-
 void progress(int done, int total, double seconds) {
   const int width = 30, filled = total > 0 ? done * width / total : width;
   std::fprintf(stderr, "\r[%.*s%*s] %d/%d chunks, %.1f s", filled, "==============================", width - filled, "", done,
@@ -94,7 +83,7 @@ void progress(int done, int total, double seconds) {
 int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto model = tinfer::load_model(o.model);
-  const auto tok = model_tokenizer(o, *model);
+  const auto tok = o.tokenizer.empty() ? tinfer::load_model_tokenizer(o.model, *model) : tinfer::load_tokenizer(o.tokenizer);
   std::ifstream in(o.file, std::ios::binary);
   if (!in) throw tinfer::IoError(o.file + ": cannot open text file");
   std::stringstream ss;

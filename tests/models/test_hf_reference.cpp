@@ -224,3 +224,31 @@ TEST(HfFolder, ShardedCheckpointEqualsSingleFile) {
 }
 
 }  // namespace
+
+namespace {
+
+// The tokenizer stored with a model: from GGUF metadata or the folder; a clear IoError when the
+// model holds none.
+TEST(ModelTokenizer, ComesFromTheModelFileOrSaysToPassOne) {
+  const auto gguf = assets_dir() / "gguf" / "stories260K-f32.gguf";
+  const auto gpt2 = assets_dir() / "hf" / "tiny-gpt2-f32";
+  const auto bare = assets_dir() / "hf" / "stories260K-f32";
+  const auto bin = assets_dir() / "stories260K" / "stories260K.bin";
+  TINFER_REQUIRE_FILE(gguf);
+  TINFER_REQUIRE_FILE(gpt2);
+  TINFER_REQUIRE_FILE(bare);
+  TINFER_REQUIRE_FILE(bin);
+  EXPECT_EQ(tinfer::load_model_tokenizer(gguf.string(), *tinfer::load_model(gguf.string()))->encode("Once upon a time"),
+            (std::vector<std::int32_t>{1, 403, 407, 261, 378}));
+  EXPECT_EQ(tinfer::load_model_tokenizer(gpt2.string(), *tinfer::load_model(gpt2.string()))->vocab_size(), 1281);
+  for (const auto& p : {bare, bin}) {
+    try {
+      tinfer::load_model_tokenizer(p.string(), *tinfer::load_model(p.string()));
+      FAIL() << p << " has no tokenizer";
+    } catch (const tinfer::IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("pass one"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace

@@ -8,26 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "tinfer/tokenizer/unicode.hpp"
+
 namespace tinfer::testing {
 
-/// Appends code point `cp` to `out` as UTF-8 (no checks: callers pass valid scalar values).
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
+// The library's encoder; tests only pass valid scalar values.
+using tinfer::unicode::append_utf8;
 
 /// Generates varied text: words in Latin (with accents), Cyrillic, Greek, CJK, Arabic,
 /// Devanagari (with vowel signs), Hangul, Thai; English words; numbers; punctuation; emoji,

@@ -21,6 +21,9 @@
 #include "tinfer/models/gpt2.hpp"
 #include "tinfer/models/hf_loader.hpp"
 #include "tinfer/models/llama.hpp"
+#include "tinfer/tokenizer/gguf_tokenizer.hpp"
+#include "tinfer/tokenizer/load_tokenizer.hpp"
+#include "tinfer/tokenizer/tokenizer.hpp"
 
 namespace tinfer {
 
@@ -134,6 +137,28 @@ inline std::unique_ptr<Model> load_model(const std::string& path) {
   if (std::filesystem::is_directory(path)) return load_hf_model(path);
   if (detect_model_format(path) == ModelFormat::Gguf) return load_model(std::make_shared<const io::GgufFile>(path));
   return make_model(LlamaModel::load_llama2c(path), ModelFormat::Llama2c);
+}
+
+/// The tokenizer stored with the model at `path`: a GGUF file's metadata or a Hugging Face
+/// folder's tokenizer files. Throws IoError, saying to pass a tokenizer, when there is none
+/// (a llama2.c checkpoint never holds one).
+inline std::unique_ptr<Tokenizer> load_model_tokenizer(const std::string& path, const Model& model) {
+  switch (model.format()) {
+    case ModelFormat::Gguf: {
+      const io::GgufFile f(path);
+      if (!gguf_has_tokenizer(f)) throw IoError(detail::str_cat(path, ": the GGUF file holds no tokenizer: pass one (-z)"));
+      return load_gguf_tokenizer(f);
+    }
+    case ModelFormat::HuggingFace:
+      try {
+        return load_tokenizer(path);
+      } catch (const IoError&) {
+        throw IoError(detail::str_cat(path, ": the folder holds no tokenizer files: pass one (-z)"));
+      }
+    case ModelFormat::Llama2c:
+      break;
+  }
+  throw IoError(detail::str_cat(path, ": a llama2.c checkpoint holds no tokenizer: pass one (-z)"));
 }
 
 }  // namespace tinfer
