@@ -63,8 +63,10 @@
 #include "tinfer/models/gpt2.hpp"
 #include "tinfer/models/hf_loader.hpp"
 #include "tinfer/models/llama.hpp"
+#include "tinfer/models/linear_observer.hpp"
 #include "tinfer/models/llama_config.hpp"
 #include "tinfer/models/model.hpp"
+#include "tinfer/models/session_options.hpp"
 
 // generation
 #include "tinfer/generate/generate.hpp"

@@ -8,19 +8,46 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "tinfer/core/aligned_buffer.hpp"
 #include "tinfer/core/error.hpp"
 
 namespace tinfer {
 
+/// Element type of the keys or the values in a KV cache (llama.cpp's -ctk / -ctv names).
+enum class KVCacheType { F32, F16, Q8_0 };
+
+inline std::string_view kv_cache_type_name(KVCacheType t) noexcept {
+  switch (t) {
+    case KVCacheType::F32: return "f32";
+    case KVCacheType::F16: return "f16";
+    case KVCacheType::Q8_0: return "q8_0";
+  }
+  return "?";
+}
+
+/// "f32", "f16" or "q8_0" (as llama.cpp spells them); anything else: InvalidArgument.
+inline KVCacheType parse_kv_cache_type(std::string_view name) {
+  if (name == "f32") return KVCacheType::F32;
+  if (name == "f16") return KVCacheType::F16;
+  if (name == "q8_0") return KVCacheType::Q8_0;
+  throw InvalidArgument(detail::str_cat("unknown KV cache type '", std::string(name), "' (use f32, f16 or q8_0)"));
+}
+
 class KVCache {
  public:
   KVCache() = default;
   /// Throws InvalidArgument for non-positive sizes and OutOfMemory when the cache cannot be
   /// allocated (the message gives the size asked for).
-  KVCache(int n_layers, int capacity, int n_kv_heads, int head_dim)
+  KVCache(int n_layers, int capacity, int n_kv_heads, int head_dim, KVCacheType type_k = KVCacheType::F32,
+          KVCacheType type_v = KVCacheType::F32)
       : n_layers_(n_layers), capacity_(capacity), n_kv_heads_(n_kv_heads), head_dim_(head_dim) {
+    if (type_k != KVCacheType::F32 || type_v != KVCacheType::F32) {
+      throw UnsupportedError(detail::str_cat("KV cache type ", kv_cache_type_name(type_k), "/", kv_cache_type_name(type_v),
+                                             " is not implemented yet (use f32)"));
+    }
     if (n_layers <= 0 || capacity <= 0 || n_kv_heads <= 0 || head_dim <= 0) {
       throw InvalidArgument(detail::str_cat("KV cache sizes must be positive (layers ", n_layers, ", capacity ", capacity,
                                             ", kv heads ", n_kv_heads, ", head dim ", head_dim, ")"));

@@ -187,4 +187,13 @@ inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* po
   pool->parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) { f(w, x, y, r0, r1); }, min_rows);
 }
 
+/// Y = X W^T for a batch of n activation rows: Y[i, :] = W X[i, :] for i in [0, n). X holds n rows
+/// of W.cols floats (row stride ldx), Y n rows of W.rows floats (row stride ldy).
+/// Prompt processing and batched decoding go through this entry point; it gives the same result
+/// for each row as matvec() on that row.
+inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int64_t ldx, float* y, std::int64_t ldy,
+                   ThreadPool* pool, const KernelTable& k = kernel_table()) {
+  for (std::int64_t i = 0; i < n; ++i) matvec(w, x + i * ldx, y + i * ldy, pool, k);
+}
+
 }  // namespace tinfer::kernels

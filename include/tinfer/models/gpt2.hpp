@@ -21,6 +21,8 @@
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/norm.hpp"
+#include "tinfer/models/linear_observer.hpp"
+#include "tinfer/models/session_options.hpp"
 
 namespace tinfer {
 
@@ -81,13 +83,21 @@ class Gpt2Model;
 class Gpt2Session {
  public:
   /// A session holding up to `context` positions (0: the model's max_seq_len, also the limit).
-  explicit Gpt2Session(const Gpt2Model& model, int context = 0);
+  explicit Gpt2Session(const Gpt2Model& model, int context = 0) : Gpt2Session(model, SessionOptions{.context = context}) {}
+  /// A session with the context size and cache types of `opt`.
+  Gpt2Session(const Gpt2Model& model, const SessionOptions& opt);
+
   int context() const noexcept { return cache_.capacity(); }
   const KVCache& cache() const noexcept { return cache_; }
+
+  /// Sees the input of every linear layer from now on (nullptr: none). Not owned.
+  void set_linear_observer(LinearObserver* observer) noexcept { observer_ = observer; }
 
  private:
   friend class Gpt2Model;
   KVCache cache_;
+  LinearObserver* observer_ = nullptr;
+  AlignedBuffer<float> batch_logits_;  // forward_batch(): one row per token
   AlignedBuffer<float> x_, xb_, qkv_, att_out_, hb_, scores_, pos_row_, logits_;
 };
 
@@ -125,25 +135,61 @@ class Gpt2Model {
       const Gpt2LayerWeights& L = weights_.layers[static_cast<std::size_t>(l)];
       kernels::layernorm(s.xb_.data(), x, L.ln1_w, L.ln1_b, dim, c.norm_eps);
       float* qkv = s.qkv_.data();
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::AttnQKV, s.xb_.data(), 1, dim);
       kernels::matvec(L.qkv, s.xb_.data(), qkv, pool);
       if (L.qkv_b) kernels::add_inplace(qkv, L.qkv_b, 3 * dim);
       std::copy_n(qkv + dim, dim, s.cache_.key(l, pos));
       std::copy_n(qkv + 2 * dim, dim, s.cache_.value(l, pos));
       decode_attention(qkv, s.cache_, l, pos + 1, c.n_heads, s.att_out_.data(), s.scores_.data(), s.context(), pool);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::AttnOut, s.att_out_.data(), 1, dim);
       kernels::matvec(L.out, s.att_out_.data(), s.xb_.data(), pool);
       if (L.out_b) kernels::add_inplace(s.xb_.data(), L.out_b, dim);
       kernels::add_inplace(x, s.xb_.data(), dim);
       kernels::layernorm(s.xb_.data(), x, L.ln2_w, L.ln2_b, dim, c.norm_eps);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::FfnUp, s.xb_.data(), 1, dim);
       kernels::matvec(L.up, s.xb_.data(), s.hb_.data(), pool);
       if (L.up_b) kernels::add_inplace(s.hb_.data(), L.up_b, c.hidden_dim);
       kernels::gelu_tanh_inplace(s.hb_.data(), c.hidden_dim);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::FfnDown, s.hb_.data(), 1, c.hidden_dim);
       kernels::matvec(L.down, s.hb_.data(), s.xb_.data(), pool);
       if (L.down_b) kernels::add_inplace(s.xb_.data(), L.down_b, dim);
       kernels::add_inplace(x, s.xb_.data(), dim);
     }
     kernels::layernorm(x, x, weights_.final_norm_w, weights_.final_norm_b, dim, c.norm_eps);
+    if (s.observer_ != nullptr) s.observer_->on_input(-1, LinearSlot::Output, x, 1, dim);
     kernels::matvec(weights_.classifier, x, s.logits_.data(), pool);
     return {s.logits_.data(), static_cast<std::size_t>(c.vocab_size)};
+  }
+
+  /// Feeds tokens[i] at position pos0 + i for every i, as that many forward() calls would, and
+  /// returns the logits of the last token (vocab_size floats) or, with all_logits, of every token
+  /// (tokens.size() rows of vocab_size floats), valid until the next call on this session.
+  /// Checks every token and position before any work, so a bad batch leaves the cache untouched.
+  std::span<float> forward_batch(Gpt2Session& s, std::span<const std::int32_t> tokens, int pos0, ThreadPool* pool = nullptr,
+                                 bool all_logits = false) const {
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    if (n == 0) throw InvalidArgument("forward_batch(): the batch holds no tokens");
+    if (pos0 < 0 || pos0 + n > s.context()) {
+      throw InvalidArgument(detail::str_cat("positions ", pos0, "..", pos0 + n - 1, " are outside the session's context of ",
+                                            s.context(), " tokens; use a larger context or a shorter input"));
+    }
+    for (const std::int32_t t : tokens) {
+      if (t < 0 || t >= config_.vocab_size) {
+        throw InvalidArgument(detail::str_cat("token id ", t, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    const auto vocab = static_cast<std::size_t>(config_.vocab_size);
+    if (!all_logits) {
+      std::span<float> last;
+      for (std::int64_t i = 0; i < n; ++i) last = forward(s, tokens[static_cast<std::size_t>(i)], pos0 + static_cast<int>(i), pool);
+      return last;
+    }
+    if (s.batch_logits_.size() < static_cast<std::size_t>(n) * vocab) s.batch_logits_ = AlignedBuffer<float>(static_cast<std::size_t>(n) * vocab);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto l = forward(s, tokens[static_cast<std::size_t>(i)], pos0 + static_cast<int>(i), pool);
+      std::copy(l.begin(), l.end(), s.batch_logits_.data() + static_cast<std::size_t>(i) * vocab);
+    }
+    return {s.batch_logits_.data(), static_cast<std::size_t>(n) * vocab};
   }
 
  private:
@@ -152,7 +198,8 @@ class Gpt2Model {
   std::shared_ptr<const void> storage_;
 };
 
-inline Gpt2Session::Gpt2Session(const Gpt2Model& model, int context) {
+inline Gpt2Session::Gpt2Session(const Gpt2Model& model, const SessionOptions& opt) {
+  int context = opt.context;
   const Gpt2Config& c = model.config();
   if (context < 0) throw InvalidArgument(detail::str_cat("context size ", context, " is negative"));
   if (context == 0) context = c.max_seq_len;
@@ -160,7 +207,7 @@ inline Gpt2Session::Gpt2Session(const Gpt2Model& model, int context) {
     throw InvalidArgument(detail::str_cat("context size ", context, " exceeds the model's ", c.max_seq_len,
                                           " learned positions; pass a context of at most ", c.max_seq_len));
   }
-  cache_ = KVCache(c.n_layers, context, c.n_heads, c.head_dim());
+  cache_ = KVCache(c.n_layers, context, c.n_heads, c.head_dim(), opt.type_k, opt.type_v);
   const auto dim = static_cast<std::size_t>(c.dim);
   x_ = AlignedBuffer<float>(dim);
   xb_ = AlignedBuffer<float>(dim);

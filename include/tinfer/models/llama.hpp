@@ -23,6 +23,8 @@
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/norm.hpp"
+#include "tinfer/models/linear_observer.hpp"
+#include "tinfer/models/session_options.hpp"
 #include "tinfer/kernels/rope.hpp"
 #include "tinfer/models/llama_config.hpp"
 
@@ -55,14 +57,21 @@ class LlamaModel;
 class LlamaSession {
  public:
   /// A session for `model` holding up to `context` positions (0: the model's max_seq_len).
-  explicit LlamaSession(const LlamaModel& model, int context = 0);
+  explicit LlamaSession(const LlamaModel& model, int context = 0) : LlamaSession(model, SessionOptions{.context = context}) {}
+  /// A session with the context size and cache types of `opt`.
+  LlamaSession(const LlamaModel& model, const SessionOptions& opt);
 
   int context() const noexcept { return cache_.capacity(); }
   const KVCache& cache() const noexcept { return cache_; }
 
+  /// Sees the input of every linear layer from now on (nullptr: none). Not owned.
+  void set_linear_observer(LinearObserver* observer) noexcept { observer_ = observer; }
+
  private:
   friend class LlamaModel;
   KVCache cache_;
+  LinearObserver* observer_ = nullptr;
+  AlignedBuffer<float> batch_logits_;  // forward_batch(): one row per token
   AlignedBuffer<float> x_, xb_, xb2_, q_, hb_, hb2_, att_, logits_;
 };
 
@@ -141,25 +150,61 @@ class LlamaModel {
       kernels::rmsnorm(s.xb_.data(), x, L.attn_norm, dim, c.norm_eps);
       float* k = s.cache_.key(l, pos);
       float* v = s.cache_.value(l, pos);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::AttnQKV, s.xb_.data(), 1, dim);
       kernels::matvec(L.wq, s.xb_.data(), s.q_.data(), pool);
       kernels::matvec(L.wk, s.xb_.data(), k, pool);
       kernels::matvec(L.wv, s.xb_.data(), v, pool);
       kernels::rope_inplace(s.q_.data(), c.n_heads, hd, c.rotary_dims(), pos, c.rope_theta, c.rope_layout, c.rope_freq_scale);
       kernels::rope_inplace(k, c.n_kv_heads, hd, c.rotary_dims(), pos, c.rope_theta, c.rope_layout, c.rope_freq_scale);
       decode_attention(s.q_.data(), s.cache_, l, pos + 1, c.n_heads, s.xb_.data(), s.att_.data(), s.context(), pool);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::AttnOut, s.xb_.data(), 1, dim);
       kernels::matvec(L.wo, s.xb_.data(), s.xb2_.data(), pool);
       kernels::add_inplace(x, s.xb2_.data(), dim);
       // Feed-forward block: w_down(silu(w_gate x) * w_up x).
       kernels::rmsnorm(s.xb_.data(), x, L.ffn_norm, dim, c.norm_eps);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::FfnUp, s.xb_.data(), 1, dim);
       kernels::matvec(L.w_gate, s.xb_.data(), s.hb_.data(), pool);
       kernels::matvec(L.w_up, s.xb_.data(), s.hb2_.data(), pool);
       kernels::swiglu_inplace(s.hb_.data(), s.hb2_.data(), hid);
+      if (s.observer_ != nullptr) s.observer_->on_input(l, LinearSlot::FfnDown, s.hb_.data(), 1, hid);
       kernels::matvec(L.w_down, s.hb_.data(), s.xb_.data(), pool);
       kernels::add_inplace(x, s.xb_.data(), dim);
     }
     kernels::rmsnorm(x, x, weights_.final_norm, dim, c.norm_eps);
+    if (s.observer_ != nullptr) s.observer_->on_input(-1, LinearSlot::Output, x, 1, dim);
     kernels::matvec(weights_.classifier, x, s.logits_.data(), pool);
     return {s.logits_.data(), static_cast<std::size_t>(c.vocab_size)};
+  }
+
+  /// Feeds tokens[i] at position pos0 + i for every i, as that many forward() calls would, and
+  /// returns the logits of the last token (vocab_size floats) or, with all_logits, of every token
+  /// (tokens.size() rows of vocab_size floats), valid until the next call on this session.
+  /// Checks every token and position before any work, so a bad batch leaves the cache untouched.
+  std::span<float> forward_batch(LlamaSession& s, std::span<const std::int32_t> tokens, int pos0, ThreadPool* pool = nullptr,
+                                 bool all_logits = false) const {
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    if (n == 0) throw InvalidArgument("forward_batch(): the batch holds no tokens");
+    if (pos0 < 0 || pos0 + n > s.context()) {
+      throw InvalidArgument(detail::str_cat("positions ", pos0, "..", pos0 + n - 1, " are outside the session's context of ",
+                                            s.context(), " tokens; use a larger context or a shorter input"));
+    }
+    for (const std::int32_t t : tokens) {
+      if (t < 0 || t >= config_.vocab_size) {
+        throw InvalidArgument(detail::str_cat("token id ", t, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    const auto vocab = static_cast<std::size_t>(config_.vocab_size);
+    if (!all_logits) {
+      std::span<float> last;
+      for (std::int64_t i = 0; i < n; ++i) last = forward(s, tokens[static_cast<std::size_t>(i)], pos0 + static_cast<int>(i), pool);
+      return last;
+    }
+    if (s.batch_logits_.size() < static_cast<std::size_t>(n) * vocab) s.batch_logits_ = AlignedBuffer<float>(static_cast<std::size_t>(n) * vocab);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto l = forward(s, tokens[static_cast<std::size_t>(i)], pos0 + static_cast<int>(i), pool);
+      std::copy(l.begin(), l.end(), s.batch_logits_.data() + static_cast<std::size_t>(i) * vocab);
+    }
+    return {s.batch_logits_.data(), static_cast<std::size_t>(n) * vocab};
   }
 
  private:
@@ -168,7 +213,8 @@ class LlamaModel {
   std::shared_ptr<const void> storage_;
 };
 
-inline LlamaSession::LlamaSession(const LlamaModel& model, int context) {
+inline LlamaSession::LlamaSession(const LlamaModel& model, const SessionOptions& opt) {
+  int context = opt.context;
   const LlamaConfig& c = model.config();
   if (context < 0) throw InvalidArgument(detail::str_cat("context size ", context, " is negative"));
   if (context == 0) context = c.max_seq_len;
@@ -176,7 +222,7 @@ inline LlamaSession::LlamaSession(const LlamaModel& model, int context) {
     throw InvalidArgument(detail::str_cat("context size ", context, " exceeds the model's maximum of ", c.max_seq_len,
                                           " positions; pass a context of at most ", c.max_seq_len));
   }
-  cache_ = KVCache(c.n_layers, context, c.n_kv_heads, c.head_dim());
+  cache_ = KVCache(c.n_layers, context, c.n_kv_heads, c.head_dim(), opt.type_k, opt.type_v);
   const auto dim = static_cast<std::size_t>(c.dim), hid = static_cast<std::size_t>(c.hidden_dim);
   x_ = AlignedBuffer<float>(dim);
   xb_ = AlignedBuffer<float>(dim);

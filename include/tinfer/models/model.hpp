@@ -20,7 +20,9 @@
 #include "tinfer/models/gguf_loader.hpp"
 #include "tinfer/models/gpt2.hpp"
 #include "tinfer/models/hf_loader.hpp"
+#include "tinfer/models/linear_observer.hpp"
 #include "tinfer/models/llama.hpp"
+#include "tinfer/models/session_options.hpp"
 #include "tinfer/tokenizer/gguf_tokenizer.hpp"
 #include "tinfer/tokenizer/load_tokenizer.hpp"
 #include "tinfer/tokenizer/tokenizer.hpp"
@@ -33,6 +35,8 @@ class Session {
   virtual ~Session() = default;
   /// Positions this session can hold.
   virtual int context() const noexcept = 0;
+  /// Sees the input of every linear layer from now on (nullptr: none); see linear_observer.hpp.
+  virtual void set_linear_observer(LinearObserver* observer) noexcept = 0;
 };
 
 /// File formats load_model() recognises.
@@ -51,11 +55,17 @@ class Model {
   /// The model's BOS and EOS ids (-1 when it has none).
   virtual std::int32_t bos_id() const noexcept = 0;
   virtual std::int32_t eos_id() const noexcept = 0;
-  /// A new session of `context` positions (0: max_context()).
-  virtual std::unique_ptr<Session> new_session(int context = 0) const = 0;
+  /// A new session with the given context size and KV cache types.
+  virtual std::unique_ptr<Session> new_session(const SessionOptions& options) const = 0;
+  /// A new session of `context` positions (0: max_context()) with an F32 cache.
+  std::unique_ptr<Session> new_session(int context = 0) const { return new_session(SessionOptions{.context = context}); }
   /// Feeds `token` at `pos` of `session` (which must come from this model) and returns the
   /// next-token logits, valid until the next call on that session.
   virtual std::span<float> forward(Session& session, std::int32_t token, int pos, ThreadPool* pool = nullptr) const = 0;
+  /// Feeds tokens[i] at pos0 + i for every i; returns the last token's logits, or with
+  /// all_logits every token's (tokens.size() rows of vocab_size()), valid until the next call.
+  virtual std::span<float> forward_batch(Session& session, std::span<const std::int32_t> tokens, int pos0,
+                                         ThreadPool* pool = nullptr, bool all_logits = false) const = 0;
 };
 
 namespace model_detail {
@@ -64,8 +74,9 @@ template <class S>
 class SessionOf final : public Session {
  public:
   template <class M>
-  SessionOf(const M& m, int context) : s(m, context) {}
+  SessionOf(const M& m, const SessionOptions& opt) : s(m, opt) {}
   int context() const noexcept override { return s.context(); }
+  void set_linear_observer(LinearObserver* observer) noexcept override { s.set_linear_observer(observer); }
   S s;
 };
 
@@ -79,11 +90,22 @@ class ModelOf final : public Model {
   int max_context() const noexcept override { return m_.config().max_seq_len; }
   std::int32_t bos_id() const noexcept override { return m_.config().bos_id; }
   std::int32_t eos_id() const noexcept override { return m_.config().eos_id; }
-  std::unique_ptr<Session> new_session(int context) const override { return std::make_unique<SessionOf<S>>(m_, context); }
+  using Model::new_session;
+  std::unique_ptr<Session> new_session(const SessionOptions& opt) const override {
+    return std::make_unique<SessionOf<S>>(m_, opt);
+  }
   std::span<float> forward(Session& session, std::int32_t token, int pos, ThreadPool* pool) const override {
+    return m_.forward(typed_session(session), token, pos, pool);
+  }
+  std::span<float> forward_batch(Session& session, std::span<const std::int32_t> tokens, int pos0, ThreadPool* pool,
+                                 bool all_logits) const override {
+    return m_.forward_batch(typed_session(session), tokens, pos0, pool, all_logits);
+  }
+  /// The typed session inside `session`; InvalidArgument when it belongs to another kind of model.
+  static S& typed_session(Session& session) {
     auto* s = dynamic_cast<SessionOf<S>*>(&session);
-    if (s == nullptr) throw InvalidArgument("forward(): the session belongs to a model of another kind");
-    return m_.forward(s->s, token, pos, pool);
+    if (s == nullptr) throw InvalidArgument("the session belongs to a model of another kind");
+    return s->s;
   }
   const M& typed() const noexcept { return m_; }
 
