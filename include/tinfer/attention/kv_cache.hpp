@@ -54,6 +54,9 @@ class KVCache {
     }
     const std::uint64_t per = static_cast<std::uint64_t>(n_layers) * static_cast<std::uint64_t>(capacity) *
                               static_cast<std::uint64_t>(kv_dim());
+    // Keys and values together, checked before either is allocated and zeroed.
+    check_memory_available(2 * per * sizeof(float), detail::str_cat("the KV cache for a context of ", capacity, " positions"),
+                           "use a smaller context (-c)");
     keys_ = AlignedBuffer<float>(per);
     values_ = AlignedBuffer<float>(per);
   }
