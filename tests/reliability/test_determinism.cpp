@@ -76,7 +76,7 @@ TEST(Determinism, TokensMatchRecordingOnEveryIsa) {
       ADD_FAILURE() << "no recorded tokens for " << ref.name;
       continue;
     }
-    EXPECT_EQ(got, it->second) << "ISA " << static_cast<int>(tinfer::default_isa());
+    EXPECT_EQ(got, it->second) << "ISA " << tinfer::kernels::isa_name(tinfer::kernels::default_isa());
     ++checked;
   }
   if (::testing::Test::HasFailure()) std::printf("current tokens:\n%s", table.str().c_str());
