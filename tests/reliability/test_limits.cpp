@@ -72,7 +72,7 @@ TEST(Limits, GenerateContextBeyondModel) {
   const std::string m = "-m " + shell_quote(kDemo) + " ";
   expect_runs("tinfer-generate", {
       // The model's maximum is far below 16M positions: refused before any work, no allocation.
-      {m + "-c 16777216 -n 1", 1, "exceeds the model's maximum"},
+      {m + "-c 16777216 -n 1", 1, "context size 16777216 exceeds the model's"},
       {m + "-c 4 -n 1 -p " + shell_quote(std::string(200, 'a') + " and the LORD spake"), 1, "use a larger context (-c)"},
   });
 }
