@@ -55,8 +55,11 @@
 #include "tinfer/kernels/softmax.hpp"
 
 // attention and its cache
+#include "tinfer/attention/attention_kernels.hpp"
 #include "tinfer/attention/decode_attention.hpp"
+#include "tinfer/attention/flash_attention.hpp"
 #include "tinfer/attention/kv_cache.hpp"
+#include "tinfer/attention/session_state.hpp"
 
 // models
 #include "tinfer/models/gguf_loader.hpp"
