@@ -51,12 +51,12 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
   using A = std::conditional_t<kq, quant::block_q16xK, quant::block_q16x32>;
   const std::int64_t nb = w.cols / (kq ? quant::kQK_K : quant::kQK);
   const A* x[NX];
-  for (int j = 0; j < NX; ++j) x[j] = reinterpret_cast<const A*>(xq + static_cast<std::size_t>(j) * xs);
+  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) x[j] = reinterpret_cast<const A*>(xq + static_cast<std::size_t>(j) * xs);
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::byte* row = w.row(r);
     __m256 acc[NX];
     float accm[NX];
-    for (int j = 0; j < NX; ++j) {
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
       acc[j] = _mm256_setzero_ps();
       accm[j] = 0.0f;
     }
@@ -74,23 +74,23 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
           w1 = _mm256_sub_epi16(_mm256_srli_epi16(z, 4), _mm256_set1_epi16(8));
         }
         const float dw = f16_at(b);
-        for (int j = 0; j < NX; ++j) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
           const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w0, ld(x[j][i].qs)), _mm256_madd_epi16(w1, ld(x[j][i].qs + 16)));
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x[j][i].d), acc[j]);
         }
       } else if constexpr (T == DType::Q4_K) {
         std::uint8_t sc[8], mn[8];
-        for (int k = 0; k < 8; ++k) quant::detail::scale_min_k4(k, reinterpret_cast<const std::uint8_t*>(b + offsetof(B, scales)), sc[k], mn[k]);
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) quant::detail::scale_min_k4(k, reinterpret_cast<const std::uint8_t*>(b + offsetof(B, scales)), sc[k], mn[k]);
         __m256i p[NX];
-        for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
         const std::byte* qs = b + offsetof(B, qs);
         const __m256i m4 = _mm256_set1_epi16(0x0F);
-        for (int k = 0; k < 4; ++k) {
+        _Pragma("GCC unroll 8") for (int k = 0; k < 4; ++k) {
           const __m256i z0 = zx128(qs + 32 * k), z1 = zx128(qs + 32 * k + 16);
           const __m256i s0 = _mm256_set1_epi16(sc[2 * k]), s1 = _mm256_set1_epi16(sc[2 * k + 1]);
           const __m256i l0 = _mm256_mullo_epi16(_mm256_and_si256(z0, m4), s0), l1 = _mm256_mullo_epi16(_mm256_and_si256(z1, m4), s0);
           const __m256i h0 = _mm256_mullo_epi16(_mm256_srli_epi16(z0, 4), s1), h1 = _mm256_mullo_epi16(_mm256_srli_epi16(z1, 4), s1);
-          for (int j = 0; j < NX; ++j) {
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
             const std::int16_t* a = x[j][i].qs + 64 * k;
             const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(l0, ld(a)), _mm256_madd_epi16(l1, ld(a + 16))),
                                                _mm256_add_epi32(_mm256_madd_epi16(h0, ld(a + 32)), _mm256_madd_epi16(h1, ld(a + 48))));
@@ -98,9 +98,9 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
           }
         }
         const float d = f16_at(b + offsetof(B, d)), dmin = f16_at(b + offsetof(B, dmin));
-        for (int j = 0; j < NX; ++j) {
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
           std::int64_t summ = 0;
-          for (int k = 0; k < 8; ++k) summ += static_cast<std::int64_t>(mn[k]) * x[j][i].bsums[k];
+          _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) summ += static_cast<std::int64_t>(mn[k]) * x[j][i].bsums[k];
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[j]), _mm256_set1_ps(d * x[j][i].d), acc[j]);
           accm[j] += (dmin * x[j][i].d) * static_cast<float>(summ);
         }
@@ -109,10 +109,10 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
         const __m256i m4 = _mm256_set1_epi16(0x0F), m30 = _mm256_set1_epi16(0x30), o32 = _mm256_set1_epi16(32);
         const float d = f16_at(b + offsetof(B, d));
         const auto* scales = reinterpret_cast<const std::int8_t*>(b + offsetof(B, scales));
-        for (int h = 0; h < 2; ++h) {
+        _Pragma("GCC unroll 8") for (int h = 0; h < 2; ++h) {
           __m256i p[NX];
-          for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
-          for (int half = 0; half < 2; ++half) {  // bytes 0..15 / 16..31 of each 32
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
+          _Pragma("GCC unroll 8") for (int half = 0; half < 2; ++half) {  // bytes 0..15 / 16..31 of each 32
             const __m256i ql0 = zx128(b + offsetof(B, ql) + 64 * h + 16 * half);
             const __m256i ql1 = zx128(b + offsetof(B, ql) + 64 * h + 32 + 16 * half);
             const __m256i qh = zx128(b + offsetof(B, qh) + 32 * h + 16 * half);
@@ -121,18 +121,18 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
             q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
             q[2] = _mm256_or_si256(_mm256_srli_epi16(ql0, 4), _mm256_and_si256(qh, m30));
             q[3] = _mm256_or_si256(_mm256_srli_epi16(ql1, 4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            for (int g = 0; g < 4; ++g) {
+            _Pragma("GCC unroll 8") for (int g = 0; g < 4; ++g) {
               const __m256i wq = _mm256_mullo_epi16(_mm256_sub_epi16(q[g], o32), _mm256_set1_epi16(scales[8 * h + 2 * g + half]));
-              for (int j = 0; j < NX; ++j) {
+              _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
                 p[j] = _mm256_add_epi32(p[j], _mm256_madd_epi16(wq, ld(x[j][i].qs + 128 * h + 32 * g + 16 * half)));
               }
             }
           }
-          for (int j = 0; j < NX; ++j) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[j]), _mm256_set1_ps(d * x[j][i].d), acc[j]);
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[j]), _mm256_set1_ps(d * x[j][i].d), acc[j]);
         }
       }
     }
-    for (int j = 0; j < NX; ++j) y[j * ldy + r] = hsum(acc[j]) - accm[j];
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) y[j * ldy + r] = hsum(acc[j]) - accm[j];
   }
 }
 }  // namespace q16detail

@@ -49,11 +49,11 @@ TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std
   for (std::int64_t r = r0; r < r1; ++r) {
     const T* row = reinterpret_cast<const T*>(w.row(r));
     __m512 a0[NX], a1[NX], a2[NX], a3[NX];
-    for (int j = 0; j < NX; ++j) a0[j] = a1[j] = a2[j] = a3[j] = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = a1[j] = a2[j] = a3[j] = _mm512_setzero_ps();
     std::int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
       const __m512 w0 = load16(row + i), w1 = load16(row + i + 16), w2 = load16(row + i + 32), w3 = load16(row + i + 48);
-      for (int j = 0; j < NX; ++j) {
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
         const float* xj = x + j * ldx + i;
         a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), a0[j]);
         a1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), a1[j]);
@@ -63,14 +63,14 @@ TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std
     }
     for (; i + 16 <= n; i += 16) {
       const __m512 w0 = load16(row + i);
-      for (int j = 0; j < NX; ++j) a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * ldx + i), a0[j]);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * ldx + i), a0[j]);
     }
     if (i < n) {
       const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
       const __m512 w0 = load16_masked(row + i, m);
-      for (int j = 0; j < NX; ++j) a1[j] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + j * ldx + i), a1[j]);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a1[j] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + j * ldx + i), a1[j]);
     }
-    for (int j = 0; j < NX; ++j) {
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
       y[j * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[j], a1[j]), _mm512_add_ps(a2[j], a3[j])));
     }
   }
