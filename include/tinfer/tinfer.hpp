@@ -39,8 +39,10 @@
 // kernels: scalar references, per-ISA versions, run-time dispatch
 #include "tinfer/kernels/activation.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/avx512/q16_dot.hpp"
 #include "tinfer/kernels/avx512/quant_dot.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
 #include "tinfer/kernels/dequantize.hpp"
@@ -48,6 +50,7 @@
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
+#include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
 #include "tinfer/kernels/matvec.hpp"
 #include "tinfer/kernels/norm.hpp"
