@@ -69,6 +69,7 @@
 #include "tinfer/models/session_options.hpp"
 
 // quant: quantizers (round-to-nearest, presets, GPTQ)
+#include "tinfer/quant/gptq.hpp"
 #include "tinfer/quant/mix.hpp"
 #include "tinfer/quant/quantize.hpp"
 
