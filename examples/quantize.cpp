@@ -213,7 +213,8 @@ void gptq_sequential(GptqJob& job, const ModelT& model, std::vector<std::unique_
         opt.group_size = (job.o.group_size > 0 && job.o.group_size % N == 0 && m->cols % job.o.group_size == 0) ? job.o.group_size : 0;
         auto res = q::gptq_quantize(type, m->buf, m->rows, m->cols, H, opt);
         data = std::move(res.data);
-        m->buf = std::move(res.values);
+        // In place: the model's weight view points at this buffer.
+        std::copy(res.values.begin(), res.values.end(), m->buf.begin());
       } else {
         // A fallback to F16 (or F32): nothing to calibrate; later layers see the rounded values.
         data = q::quantize_matrix(type, m->buf, m->rows, m->cols);
