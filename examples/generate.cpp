@@ -18,6 +18,7 @@
 #include <tinfer/tinfer.hpp>
 
 #include "args.hpp"
+#include "generate_args.hpp"
 
 namespace {
 
@@ -51,15 +52,7 @@ example:
   tinfer-generate -m stories260K.bin -z tok512.bin -p "Once upon a time" -n 200 --temp 0
 )";
 
-struct Options {
-  std::string model, tokenizer, prompt;
-  int n_predict = 256;
-  int ctx_size = 0;
-  int threads = 0;
-  std::uint64_t seed = 0;
-  float temp = 1.0f;
-  float top_p = 0.9f;
-};
+using Options = tinfer_examples::GenerateArgs;
 
 // The demo model: in the source tree (build tree runs) or installed beside the program
 // (<prefix>/bin/../share/tinfer/).
@@ -85,43 +78,12 @@ std::string read_file(const std::string& path) {
 }
 
 Options parse(int argc, char** argv) {
-  using tinfer_examples::UsageError;
-  tinfer_examples::Args a(argc, argv);
-  Options o;
-  bool have_prompt = false;
-  while (!a.done()) {
-    const std::string_view f = a.next_flag();
-    if (f == "-h" || f == "--help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (f == "-m" || f == "--model") {
-      o.model = a.value(f);
-    } else if (f == "-z" || f == "--tokenizer") {
-      o.tokenizer = a.value(f);
-    } else if (f == "-p" || f == "--prompt") {
-      if (have_prompt) throw UsageError("give the prompt once, with -p or -f");
-      o.prompt = a.value(f);
-      have_prompt = true;
-    } else if (f == "-f" || f == "--file") {
-      if (have_prompt) throw UsageError("give the prompt once, with -p or -f");
-      o.prompt = read_file(std::string(a.value(f)));
-      have_prompt = true;
-    } else if (f == "-n" || f == "--n-predict") {
-      o.n_predict = a.number<int>(f, 0, 1 << 24);
-    } else if (f == "-c" || f == "--ctx-size") {
-      o.ctx_size = a.number<int>(f, 1, 1 << 24);
-    } else if (f == "-t" || f == "--threads") {
-      o.threads = a.number<int>(f, 1, tinfer::ThreadPool::kMaxThreads);
-    } else if (f == "-s" || f == "--seed") {
-      o.seed = a.number<std::uint64_t>(f, 1, UINT64_MAX);
-    } else if (f == "--temp") {
-      o.temp = a.number<float>(f, 0.0f, 1e6f);
-    } else if (f == "--top-p") {
-      o.top_p = a.number<float>(f, 0.0f, 1.0f);
-    } else {
-      throw UsageError("unknown option '" + std::string(f) + "'");
-    }
+  Options o = tinfer_examples::parse_generate_args(std::vector<std::string>(argv + 1, argv + argc));
+  if (o.help) {
+    std::fputs(kUsage, stdout);
+    std::exit(0);
   }
+  if (!o.prompt_file.empty()) o.prompt = read_file(o.prompt_file);
   if (o.model.empty()) o.model = bundled_model();
   return o;
 }
