@@ -74,6 +74,11 @@
 #include "tinfer/models/model.hpp"
 #include "tinfer/models/session_options.hpp"
 
+// quant: quantizers (round-to-nearest, presets, GPTQ)
+#include "tinfer/quant/gptq.hpp"
+#include "tinfer/quant/mix.hpp"
+#include "tinfer/quant/quantize.hpp"
+
 // generation
 #include "tinfer/generate/generate.hpp"
 #include "tinfer/generate/sampler.hpp"
