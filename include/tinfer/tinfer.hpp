@@ -71,3 +71,6 @@
 // generation
 #include "tinfer/generate/generate.hpp"
 #include "tinfer/generate/sampler.hpp"
+#include "tinfer/generate/sampler_chain.hpp"
+#include "tinfer/generate/text_stream.hpp"
+#include "tinfer/generate/token_text_decoder.hpp"
