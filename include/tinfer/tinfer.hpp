@@ -80,5 +80,10 @@
 #include "tinfer/quant/quantize.hpp"
 
 // generation
+#include "tinfer/generate/batch_generate.hpp"
 #include "tinfer/generate/generate.hpp"
 #include "tinfer/generate/sampler.hpp"
+#include "tinfer/generate/sampler_chain.hpp"
+#include "tinfer/generate/speculative.hpp"
+#include "tinfer/generate/text_stream.hpp"
+#include "tinfer/generate/token_text_decoder.hpp"
