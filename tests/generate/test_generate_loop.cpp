@@ -12,7 +12,10 @@
 #include "tinfer/generate/sampler_chain.hpp"
 #include "tinfer/generate/text_stream.hpp"
 #include "tinfer/generate/token_text_decoder.hpp"
+#include "tinfer/models/llama.hpp"
+#include "tinfer/tokenizer/llama2c_tokenizer.hpp"
 #include "tinfer/models/model.hpp"
+#include "test_assets.hpp"
 #include "tinfer/tokenizer/unicode.hpp"
 
 namespace {
@@ -125,6 +128,33 @@ TEST(GenerateLoop, ContextShiftKeepsFirstTokensAndDropsHalfOfTheRest) {
   EXPECT_EQ(seq.tokens, toks);
   EXPECT_EQ(s.cache.front(), 1);  // the kept first token
   EXPECT_LE(static_cast<int>(s.cache.size()), 8);
+}
+
+// A Llama model moves its cache (context_shift re-rotates the keys): nothing is fed again.
+TEST(GenerateLoop, LlamaContextShiftMovesTheCache) {
+  const auto path = tinfer::testing::assets_dir() / "stories260K" / "stories260K.bin";
+  TINFER_REQUIRE_FILE(path);
+  const auto model = LlamaModel::load_llama2c(path.string());
+  LlamaSession s(model, 32);
+  auto greedy = SamplerChain::greedy();
+  const auto tok_path = tinfer::testing::assets_dir() / "stories260K" / "tok512.bin";
+  TINFER_REQUIRE_FILE(tok_path);
+  const std::vector<std::int32_t> prompt = Llama2cTokenizer::load(tok_path.string(), 512).encode("Once upon a time", true);
+  SequenceState seq{prompt, 0};
+  const auto r = generate(model, s, seq, greedy, {.max_new_tokens = 100, .context_shift = true, .n_keep = 1},
+                          [](std::int32_t, std::int32_t) { return true; });
+  EXPECT_EQ(r.tokens.size(), 100u);
+  EXPECT_GE(r.context_shifts, 3);
+  EXPECT_EQ(r.recomputed_tokens, 0);
+  EXPECT_EQ(seq.tokens.front(), 1);
+  EXPECT_EQ(s.n_past(), seq.n_cached);
+  // Before the first shift, the run is the unshifted one.
+  LlamaSession plain(model, 32);
+  auto greedy2 = SamplerChain::greedy();
+  const auto first = generate(model, plain, std::span(prompt), greedy2, {.max_new_tokens = -1},
+                              [](std::int32_t, std::int32_t) { return true; });
+  ASSERT_TRUE(first.context_full);
+  EXPECT_TRUE(std::equal(first.tokens.begin(), first.tokens.end(), r.tokens.begin()));
 }
 
 TEST(GenerateLoop, SequenceStateContinuesAConversation) {
