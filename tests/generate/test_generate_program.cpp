@@ -128,10 +128,20 @@ TEST_F(GenerateProgram, ParallelAndSpeculativeGiveTheSingleSequenceText) {
   EXPECT_EQ(three, one + "\n" + one + "\n" + one);
   // Speculative decoding with the model as its own draft: same text, every proposal accepted.
   const std::string demo = std::string(TINFER_SOURCE_DIR) + "/examples/demo-model/tinfer-demo-kjv.gguf";
-  const auto r = run("-p 'And it came to pass' -n 30 --temp 0 -md " + quote(demo) + " --draft 4", true);
+  const std::string args = "-p 'And it came to pass' -n 30 --temp 0 -md " + quote(demo) + " --draft 4";
+  EXPECT_EQ(stdout_of(args), one);
+  const auto r = run(args, true);
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(r.out.substr(0, one.size()), one);
   EXPECT_NE(r.out.find("(100.0%)"), std::string::npos) << r.out;
+}
+
+// -ctk/-ctv reach the session: quantized caches run, and an F16 cache changes greedy text at
+// most slightly (the first tokens agree with the F32 cache on this prompt).
+TEST_F(GenerateProgram, CacheTypes) {
+  const std::string f32 = stdout_of("-p 'And it came to pass' -n 8 --temp 0");
+  const std::string q8 = stdout_of("-p 'And it came to pass' -n 8 --temp 0 -ctk f16 -ctv q8_0");
+  EXPECT_EQ(q8.substr(0, std::string("And it came to pass").size()), "And it came to pass");
+  EXPECT_EQ(stdout_of("-p 'And it came to pass' -n 8 --temp 0 -ctk f16 -ctv f16").substr(0, 24), f32.substr(0, 24));
 }
 
 TEST_F(GenerateProgram, ContextShiftOrStop) {
