@@ -274,6 +274,31 @@ TEST(GenerateText, StreamsCompleteUtf8AndStopsAtStopString) {
   EXPECT_TRUE(r2.stopped_by_callback);
 }
 
+// A real byte-level BPE (the demo model's, learned from English text) splits characters it has
+// never seen into byte tokens: streaming them one token at a time still yields whole characters.
+TEST(GenerateText, DemoTokenizerSplitsCharactersAcrossTokens) {
+  const std::filesystem::path path = std::filesystem::path(TINFER_SOURCE_DIR) / "examples/demo-model/tinfer-demo-kjv.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "demo model missing";
+  const auto model = load_model(path.string());
+  const auto tok = load_model_tokenizer(path.string(), *model);
+  const std::string text = "na\xC3\xAFve \xF0\x9F\xA6\x99 caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC";  // naïve 🦙 café 日本
+  const auto ids = tok->encode(text);
+  EXPECT_GT(ids.size(), 12u);  // the non-ASCII characters take several tokens each
+  TokenTextDecoder dec(*tok);
+  TextStream stream;
+  std::string out;
+  int split = 0;  // tokens after which a character was incomplete
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string chunk = stream.push(dec.push(i > 0 ? ids[i - 1] : -1, ids[i]));
+    EXPECT_EQ(unicode::sanitize_utf8(chunk), chunk);
+    if (stream.held_bytes() > 0) ++split;
+    out += chunk;
+  }
+  out += stream.finish();
+  EXPECT_EQ(out, text);
+  EXPECT_GE(split, 4);  // at least one split inside each of the four multi-byte words
+}
+
 // The demo model: streamed text equals the decoded tokens, cut before the stop string.
 TEST(GenerateText, DemoModelStreamEqualsDecode) {
   const std::filesystem::path path = std::filesystem::path(TINFER_SOURCE_DIR) / "examples/demo-model/tinfer-demo-kjv.gguf";
