@@ -153,8 +153,11 @@ inline void attention(std::span<const AttentionJob> jobs, int layer, int n_heads
     std::int64_t partial;
   };
   // Reused per thread: attention runs once per layer and token, so no allocation per call.
-  thread_local std::vector<attn::Item> items;
-  thread_local std::vector<Split> splits;
+  // (Used through references: a lambda run on a worker thread would see that thread's copy.)
+  thread_local std::vector<attn::Item> items_tl;
+  thread_local std::vector<Split> splits_tl;
+  std::vector<attn::Item>& items = items_tl;
+  std::vector<Split>& splits = splits_tl;
   items.clear();
   splits.clear();
   std::int64_t n_partials = 0;
