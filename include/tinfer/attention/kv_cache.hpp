@@ -151,6 +151,9 @@ class KVCache {
     k_row_ = kv::row_bytes(type_k, kv_dim());
     v_row_ = kv::row_bytes(type_v, kv_dim());
     const auto rows = static_cast<std::uint64_t>(n_layers) * static_cast<std::uint64_t>(capacity);
+    // Keys and values together, checked before either is allocated and zeroed.
+    check_memory_available(rows * (static_cast<std::uint64_t>(k_row_) + static_cast<std::uint64_t>(v_row_)),
+                           detail::str_cat("the KV cache for a context of ", capacity, " positions"), "use a smaller context (-c)");
     keys_ = AlignedBuffer<std::uint8_t>(rows * static_cast<std::uint64_t>(k_row_));
     values_ = AlignedBuffer<std::uint8_t>(rows * static_cast<std::uint64_t>(v_row_));
   }
