@@ -5,7 +5,7 @@ tools per (model, threads) so background load hits both alike, joins the JSON re
 tinfer / llama.cpp.
 
 usage: compare_llama_bench.py --llama-bench PATH --tinfer-bench PATH [-t 1,2] [-p 128] [-n 32]
-                              [-r 3] [--rounds 1] [--json OUT] MODEL...
+                              [-r 3] [--rounds 1] [--llama-args "--poll 0"] [--json OUT] MODEL...
 Each round runs every model and thread count once with each tool; with several rounds the
 per-round averages are averaged again (and their spread shown).
 """
@@ -28,6 +28,7 @@ def main():
     ap.add_argument('--tinfer-bench', required=True)
     ap.add_argument('-t', default='1,2'); ap.add_argument('-p', default='128'); ap.add_argument('-n', default='32')
     ap.add_argument('-r', default='3'); ap.add_argument('--rounds', type=int, default=1)
+    ap.add_argument('--llama-args', default='', help='extra llama-bench arguments, e.g. "--poll 0"')
     ap.add_argument('--json'); ap.add_argument('models', nargs='+')
     a = ap.parse_args()
     rows = {}  # key -> {'llama': [ts...], 'tinfer': [ts...]}
@@ -39,12 +40,15 @@ def main():
                 if rnd % 2 == 1: order.reverse()
                 for tool, exe in order:
                     cmd = [exe, '-m', m, '-t', t, '-p', a.p, '-n', a.n, '-r', a.r, '-o', 'json']
-                    if tool == 'llama': cmd[1:1] = ['-lm', 'none']
+                    if tool == 'llama': cmd[1:1] = ['-lm', 'none'] + a.llama_args.split()
                     loads.append(loadavg())
                     for res in run(cmd):
                         key = (os.path.basename(res['model_filename']), int(res['n_threads']), int(res['n_prompt']), int(res['n_gen']))
                         rows.setdefault(key, {'llama': [], 'tinfer': []})[tool].append(float(res['avg_ts']))
                     print(f"round {rnd} {os.path.basename(m)} t={t} {tool} done (load {loads[-1]:.1f})", file=sys.stderr)
+                    if a.json:  # partial results after every run, in case of interruption
+                        with open(a.json + '.partial', 'w') as f:
+                            json.dump({'rows': [[list(k), v] for k, v in rows.items()], 'loadavg': loads}, f)
     print(f"load average during the runs: min {min(loads):.1f}, mean {statistics.mean(loads):.1f}, max {max(loads):.1f} (2 cores)\n")
     print("| model | threads | test | llama.cpp t/s | tinfer t/s | tinfer / llama.cpp |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -120,13 +122,13 @@ std::string cpu_info() {
   return "";
 }
 
-ModelInfo model_info(const std::string& path, const tinfer::Model& m) {
+// Sizes from the GGUF tensor table (f: nullptr for other formats).
+ModelInfo model_info(const tinfer::io::GgufFile* f, const tinfer::Model& m) {
   ModelInfo info;
   std::string dominant = "?";
-  if (m.format() == tinfer::ModelFormat::Gguf) {
-    const tinfer::io::GgufFile f(path);
+  if (f != nullptr) {
     std::map<std::string, std::uint64_t> bytes_by_type;
-    for (const auto& t : f.tensors()) {
+    for (const auto& t : f->tensors()) {
       info.size += t.n_bytes;
       info.n_params += t.n_elements;
       bytes_by_type[std::string(tinfer::dtype_name(t.type))] += t.n_bytes;
@@ -204,8 +206,13 @@ int run(const Options& o) {
   }
   std::mt19937 rng(42);
   for (const std::string& path : o.models) {
-    const auto model = tinfer::load_model(path);
-    const ModelInfo info = model_info(path, *model);
+    // A GGUF file is opened once, for the model and its tensor table.
+    std::shared_ptr<const tinfer::io::GgufFile> gguf;
+    if (!std::filesystem::is_directory(path) && tinfer::detect_model_format(path) == tinfer::ModelFormat::Gguf) {
+      gguf = std::make_shared<const tinfer::io::GgufFile>(path);
+    }
+    const auto model = gguf ? tinfer::load_model(gguf) : tinfer::load_model(path);
+    const ModelInfo info = model_info(gguf.get(), *model);
     std::string fname = path;
     for (int t : o.threads) {
       tinfer::ThreadPool pool(t);

@@ -21,6 +21,7 @@
 #include <tinfer/tinfer.hpp>
 
 #include "../../examples/args.hpp"
+#include "../../examples/hf_to_gguf.hpp"  // before convert.cpp below, outside its namespace
 #include "../../examples/generate_args.hpp"
 
 #define main tinfer_perplexity_main

@@ -72,10 +72,13 @@ TQ16_TARGET inline __attribute__((always_inline)) void block32(const std::byte* 
     const __m512i n = _mm512_inserti64x4(_mm512_castsi256_si512(z), _mm256_srli_epi16(z, 4), 1);
     wq = _mm512_sub_epi16(_mm512_and_si512(n, _mm512_set1_epi16(0x0F)), _mm512_set1_epi16(8));
   }
-  const float dw = f16_at(b);
+  // dw broadcast to all lanes straight from its f16 bits (no scalar round trip).
+  std::uint16_t dh;
+  std::memcpy(&dh, b, 2);
+  const __m512 dw = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(dh)));
   _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
     const __m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), wq, ld(x[j][i].qs));
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(dw * x[j][i].d), acc[j]);
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(x[j][i].d)), acc[j]);
   }
 }
 
