@@ -1,7 +1,9 @@
 // The example programs' command-line parsing, for the args fuzz target: tinfer-generate's
 // parse_generate_args() (examples/generate_args.hpp), the shared examples/args.hpp parser
 // directly, and the parse() functions of tinfer-perplexity and tinfer-convert. Their sources are compiled here inside a namespace each, with main()
-// renamed, so the fuzzer runs the programs' real parsing code without a copy of it.
+// renamed, so the fuzzer runs the programs' real parsing code without a copy of it. Every
+// header those sources include must be included above first (its include guard then keeps it
+// out of the namespace).
 #pragma once
 
 #include <chrono>
@@ -14,6 +16,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,6 +26,7 @@
 #include "../../examples/args.hpp"
 #include "../../examples/hf_to_gguf.hpp"  // before convert.cpp below, outside its namespace
 #include "../../examples/generate_args.hpp"
+#include "../../examples/hf_to_gguf.hpp"  // before convert.cpp includes it inside a namespace
 
 #define main tinfer_perplexity_main
 namespace tinfer_fuzz_perplexity {
