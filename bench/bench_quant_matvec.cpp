@@ -4,6 +4,8 @@
 //   dequant   the float reference path (dequantize each row, float dot; no prepared x),
 //   scalar    the scalar integer kernels (x quantized to 8 bits once per call),
 //   avx2, avx2vnni, avx512vnni: the SIMD integer kernels (skipped where the CPU lacks them),
+//   q16scalar, q16: the default path (16-bit activations; scalar twin, best ISA) for Q8_0,
+//             Q4_0, Q4_K, Q6_K,
 // at 1 and 2 threads. Counters: GB/s of weight bytes streamed, GFLOP/s (2 rows * cols).
 //
 // Weights are valid blocks of random content: random quant bytes with random f16 scales of a
@@ -84,19 +86,25 @@ const Weights& weights(DType t, std::int64_t rows, std::int64_t cols) {
   return *cur;
 }
 
-enum Impl : int { kDequant, kScalar, kAvx2, kAvx2Vnni, kAvx512Vnni };
+enum Impl : int { kDequant, kScalar, kAvx2, kAvx2Vnni, kAvx512Vnni, kQ16Scalar, kQ16 };
 
 // A table holding only the kernels of one implementation for type t.
 bool table_for(Impl impl, DType t, k::KernelTable& tab) {
   tab = k::kernel_table(k::Isa::Scalar);
   const auto i = static_cast<std::size_t>(t);
   const auto& f = k::cpu_features();
+  if (impl == kQ16Scalar || impl == kQ16) {
+    // The default path: 16-bit activations (the dispatch table's best ISA, or the scalar twin).
+    tab = k::kernel_table(impl == kQ16 ? k::default_isa() : k::Isa::Scalar, k::Activations::Q16);
+    return tab.q16_for(t) != nullptr;
+  }
   switch (impl) {
     case kDequant: tab.quant_dot[i] = {}; return true;
     case kScalar: return true;
     case kAvx2: if (!f.avx2) return false; break;
     case kAvx2Vnni: if (!f.avx_vnni) return false; break;
     case kAvx512Vnni: if (!f.avx512_vnni) return false; break;
+    default: return false;
   }
 #define TINFER_PICK(T)                                                              \
   case DType::T:                                                                    \
@@ -139,7 +147,7 @@ void BM_QuantMatvec(benchmark::State& state, DType t, Impl impl) {
     sum += y[r];
   }
   scale /= static_cast<double>(y.size());
-  if (err > (impl == kDequant ? 0.05 : 1e-4) * (scale + 1e-6)) state.SkipWithError("result differs from the scalar integer kernel");
+  if (err > (impl == kDequant || impl >= kQ16Scalar ? 0.05 : 1e-4) * (scale + 1e-6)) state.SkipWithError("result differs from the scalar integer kernel");
   state.counters["checksum"] = sum;
   const double bytes = static_cast<double>(W.w.row_bytes) * static_cast<double>(rows);
   state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
@@ -153,7 +161,8 @@ const bool registered = [] {
                                                  {DType::Q3_K, "Q3_K"}, {DType::Q4_K, "Q4_K"}, {DType::Q5_K, "Q5_K"},
                                                  {DType::Q6_K, "Q6_K"}};
   const std::pair<Impl, const char*> impls[] = {
-      {kDequant, "dequant"}, {kScalar, "scalar"}, {kAvx2, "avx2"}, {kAvx2Vnni, "avx2vnni"}, {kAvx512Vnni, "avx512vnni"}};
+      {kDequant, "dequant"}, {kScalar, "scalar"}, {kAvx2, "avx2"}, {kAvx2Vnni, "avx2vnni"}, {kAvx512Vnni, "avx512vnni"},
+      {kQ16Scalar, "q16scalar"}, {kQ16, "q16"}};
   // Shape outermost so each weight set is built once for all implementations.
   for (const auto& [t, tn] : types)
     for (auto [r, c] : {std::pair{2048, 2048}, std::pair{5632, 2048}, std::pair{2048, 5632}, std::pair{32000, 2048}})

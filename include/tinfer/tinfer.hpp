@@ -39,8 +39,10 @@
 // kernels: scalar references, per-ISA versions, run-time dispatch
 #include "tinfer/kernels/activation.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/avx512/q16_dot.hpp"
 #include "tinfer/kernels/avx512/quant_dot.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
 #include "tinfer/kernels/dequantize.hpp"
@@ -48,6 +50,7 @@
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
+#include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
 #include "tinfer/kernels/matvec.hpp"
 #include "tinfer/kernels/norm.hpp"
@@ -55,8 +58,11 @@
 #include "tinfer/kernels/softmax.hpp"
 
 // attention and its cache
+#include "tinfer/attention/attention_kernels.hpp"
 #include "tinfer/attention/decode_attention.hpp"
+#include "tinfer/attention/flash_attention.hpp"
 #include "tinfer/attention/kv_cache.hpp"
+#include "tinfer/attention/session_state.hpp"
 
 // models
 #include "tinfer/models/gguf_loader.hpp"
@@ -74,5 +80,10 @@
 #include "tinfer/quant/quantize.hpp"
 
 // generation
+#include "tinfer/generate/batch_generate.hpp"
 #include "tinfer/generate/generate.hpp"
 #include "tinfer/generate/sampler.hpp"
+#include "tinfer/generate/sampler_chain.hpp"
+#include "tinfer/generate/speculative.hpp"
+#include "tinfer/generate/text_stream.hpp"
+#include "tinfer/generate/token_text_decoder.hpp"

@@ -8,9 +8,18 @@
 // dequantizes each row bit-exactly and is the reference) and `quant_dot`: x is quantized once
 // per matvec call to 8-bit blocks (quantize_activations.hpp, in a per-thread scratch buffer of
 // the calling thread) and every row is an integer dot product with it (scalar/quant_dot.hpp and
-// its SIMD twins). matvec uses `quant_dot` when the table has one for the type.
+// its SIMD twins). A third path, the default for Q8_0, Q4_0, Q4_K and Q6_K (the types of the
+// common Q8_0 / Q4_0 / Q4_K_M files): `q16`, activations quantized to 16 bits per block
+// (error <= amax / 65534 per element, so logits stay within ~1e-5 of the float path) and integer
+// dot products of int16 pairs (vpdpwssd), several rows of activations per call for matmul.
+//
+// matmul (the batch of prompt tokens) quantizes every activation row once, then walks tiles of
+// weight rows: each tile (a few KiB to ~100 KiB) stays in cache while every activation row,
+// four at a time in registers, is multiplied with it, so weights are read from memory once per
+// call instead of once per token.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <string_view>
@@ -21,12 +30,15 @@
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/avx512/q16_dot.hpp"
 #include "tinfer/kernels/avx512/quant_dot.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
+#include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
 
 namespace tinfer::kernels {
@@ -38,6 +50,11 @@ using DotRowsFn = void (*)(const WeightView& w, const float* x, float* y, std::i
 /// ActFormat).
 using QuantDotRowsFn = void (*)(const WeightView& w, const void* xq, float* y, std::int64_t r0, std::int64_t r1);
 
+/// y[j * ldy + r] = dot(W[r, :], x + j * ldx) for r in [r0, r1), j in [0, nx): float weights
+/// (F32, F16, BF16) times several float activation rows; same result per row as DotRowsFn.
+using DotRowsMultiFn = void (*)(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
+                                std::int64_t ldy, std::int64_t r0, std::int64_t r1);
+
 /// The quantized-activation path of one weight type: how to prepare x, and the row kernel.
 struct QuantDot {
   ActFormat act = ActFormat::None;
@@ -48,6 +65,17 @@ struct KernelTable {
   Isa isa = Isa::Scalar;
   std::array<DotRowsFn, 32> dot_rows{};  // indexed by DType value; null: type not supported
   std::array<QuantDot, 32> quant_dot{};  // indexed by DType value; rows null: use dot_rows
+  std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
+  std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
+
+  Q16RowsFn q16_for(DType t) const noexcept {
+    const auto i = static_cast<std::uint32_t>(t);
+    return i < q16.size() ? q16[i] : nullptr;
+  }
+  DotRowsMultiFn dot_rows_multi_for(DType t) const noexcept {
+    const auto i = static_cast<std::uint32_t>(t);
+    return i < dot_rows_multi.size() ? dot_rows_multi[i] : nullptr;
+  }
 
   QuantDot quant_dot_for(DType t) const noexcept {
     const auto i = static_cast<std::uint32_t>(t);
@@ -98,10 +126,18 @@ inline KernelTable make_table(Isa isa) {
     set(t, q, scalar::dot_rows_dequantized);
   }
   TINFER_SET_QUANT_DOT(t, scalar);
+  t.q16[static_cast<std::size_t>(DType::Q8_0)] = scalar::q16_rows<DType::Q8_0>;
+  t.q16[static_cast<std::size_t>(DType::Q4_0)] = scalar::q16_rows<DType::Q4_0>;
+  t.q16[static_cast<std::size_t>(DType::Q4_K)] = scalar::q16_rows<DType::Q4_K>;
+  t.q16[static_cast<std::size_t>(DType::Q6_K)] = scalar::q16_rows<DType::Q6_K>;
   if (isa >= Isa::Avx2) {
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
+    t.q16[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16_rows<DType::Q8_0>;
+    t.q16[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16_rows<DType::Q4_0>;
+    t.q16[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16_rows<DType::Q4_K>;
+    t.q16[static_cast<std::size_t>(DType::Q6_K)] = avx2::q16_rows<DType::Q6_K>;
     if (cpu_features().avx_vnni) TINFER_SET_QUANT_DOT(t, avx2vnni);
     else TINFER_SET_QUANT_DOT(t, avx2);
   }
@@ -109,7 +145,14 @@ inline KernelTable make_table(Isa isa) {
     set(t, DType::F32, avx512::dot_rows<float>);
     set(t, DType::F16, avx512::dot_rows<f16>);
     set(t, DType::BF16, avx512::dot_rows<bf16>);
+    t.dot_rows_multi[static_cast<std::size_t>(DType::F32)] = avx512::dot_rows_multi<float>;
+    t.dot_rows_multi[static_cast<std::size_t>(DType::F16)] = avx512::dot_rows_multi<f16>;
+    t.dot_rows_multi[static_cast<std::size_t>(DType::BF16)] = avx512::dot_rows_multi<bf16>;
     if (cpu_features().avx512_vnni) {
+      t.q16[static_cast<std::size_t>(DType::Q8_0)] = avx512::q16_rows<DType::Q8_0>;
+      t.q16[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16_rows<DType::Q4_0>;
+      t.q16[static_cast<std::size_t>(DType::Q4_K)] = avx512::q16_rows<DType::Q4_K>;
+      t.q16[static_cast<std::size_t>(DType::Q6_K)] = avx512::q16_rows<DType::Q6_K>;
       TINFER_SET_QUANT_DOT(t, avx512);
       set_q(t, DType::Q8_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q8_0>);
       set_q(t, DType::Q4_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q4_0>);
@@ -120,43 +163,63 @@ inline KernelTable make_table(Isa isa) {
 #undef TINFER_SET_QUANT_DOT
 }  // namespace detail
 
-/// How matrix-vector products treat the activations of quantized weight types.
-///  - Float: each weight row is dequantized bit-exactly and multiplied with float32 activations.
-///    Logits stay within ~1e-6 (relative) of the exact forward pass; the default.
+/// How matrix products treat the activations of quantized weight types.
+///  - Q16 (the default): types with 16-bit-activation kernels (Q8_0, Q4_0, Q4_K, Q6_K) quantize
+///    the activations to 16 bits per block and take integer dot products; logits stay within
+///    ~1e-5 (relative) of the exact forward pass. Other types: as Float.
+///  - Float: each weight row is dequantized bit-exactly and multiplied with float32 activations
+///    (the slow reference; TINFER_ACTIVATIONS=f32).
 ///  - Q8: activations are quantized once per product to 8-bit blocks and integer dot products
-///    (VNNI where available) do the work, as llama.cpp does: several times faster for decode, and
-///    logits move by ~2-3% of their spread, as llama.cpp's do. Chosen with TINFER_ACTIVATIONS=q8.
-enum class Activations { Float, Q8 };
+///    (VNNI where available) do the work, as llama.cpp does; logits move by ~2-3% of their
+///    spread, as llama.cpp's do. Chosen with TINFER_ACTIVATIONS=q8.
+enum class Activations { Float, Q8, Q16 };
 
-/// The mode TINFER_ACTIVATIONS asks for ("q8"; anything else: Float), read once.
+/// The mode TINFER_ACTIVATIONS asks for ("q8", "f32"; anything else: Q16), read once.
 inline Activations default_activations() noexcept {
   static const Activations a = [] {
     const char* env = std::getenv("TINFER_ACTIVATIONS");
-    return env != nullptr && std::string_view(env) == "q8" ? Activations::Q8 : Activations::Float;
+    const std::string_view v = env != nullptr ? env : "";
+    return v == "q8" ? Activations::Q8 : v == "f32" ? Activations::Float : Activations::Q16;
   }();
   return a;
 }
 
 /// The table for `isa` (clamped to what this machine supports, so a test may ask for any level)
-/// and activation mode. Without a mode: the full table, integer kernels included.
+/// and activation mode. Without a mode: the Q8 table (the 8-bit integer kernels).
 inline const KernelTable& kernel_table(Isa isa, Activations act) {
-  static const std::array<std::array<KernelTable, 3>, 2> tables = [] {
-    std::array<std::array<KernelTable, 3>, 2> t;
-    for (int i = 0; i < 3; ++i) {
-      t[1][static_cast<std::size_t>(i)] = detail::make_table(static_cast<Isa>(i));
-      t[0][static_cast<std::size_t>(i)] = t[1][static_cast<std::size_t>(i)];
-      t[0][static_cast<std::size_t>(i)].quant_dot = {};  // Float: the dequantizing row kernels
+  static const std::array<std::array<KernelTable, 3>, 3> tables = [] {
+    std::array<std::array<KernelTable, 3>, 3> t;
+    for (std::size_t i = 0; i < 3; ++i) {
+      const KernelTable full = detail::make_table(static_cast<Isa>(i));
+      t[0][i] = full;  // Float: the dequantizing row kernels
+      t[0][i].quant_dot = {};
+      t[0][i].q16 = {};
+      t[1][i] = full;  // Q8
+      t[1][i].q16 = {};
+      t[2][i] = full;  // Q16
+      t[2][i].quant_dot = {};
     }
     return t;
   }();
   const Isa max = max_supported_isa();
   if (static_cast<int>(isa) > static_cast<int>(max)) isa = max;
-  return tables[act == Activations::Q8 ? 1 : 0][static_cast<std::size_t>(isa)];
+  return tables[static_cast<std::size_t>(act)][static_cast<std::size_t>(isa)];
 }
 inline const KernelTable& kernel_table(Isa isa) { return kernel_table(isa, Activations::Q8); }
 
 /// The table models use: default_isa() and default_activations().
 inline const KernelTable& kernel_table() { return kernel_table(default_isa(), default_activations()); }
+
+namespace detail {
+/// A per-thread buffer of at least `bytes`, 64-byte aligned, grown as needed (never per row).
+inline std::byte* scratch(std::size_t bytes) {
+  thread_local std::vector<std::uint64_t> buf;
+  const std::size_t words = (bytes + 64 + 7) / 8;
+  if (buf.size() < words) buf.resize(words);
+  auto p = reinterpret_cast<std::uintptr_t>(buf.data());
+  return reinterpret_cast<std::byte*>((p + 63) & ~static_cast<std::uintptr_t>(63));
+}
+}  // namespace detail
 
 /// y = W x for a weight matrix of any supported type; rows split across `pool` (nullptr: this
 /// thread). x has W.cols floats, y has W.rows.
@@ -165,12 +228,20 @@ inline const KernelTable& kernel_table() { return kernel_table(default_isa(), de
 inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* pool, const KernelTable& k = kernel_table()) {
   // At least ~64 KiB of weights per chunk, or waking threads costs more than it saves.
   const std::int64_t min_rows = w.row_bytes > 0 ? static_cast<std::int64_t>((65536 + w.row_bytes - 1) / w.row_bytes) : w.rows;
+  if (const Q16RowsFn f16r = k.q16_for(w.type); f16r != nullptr) {
+    std::byte* xq = detail::scratch(activation_bytes(q16_format(w.type), w.cols));
+    quantize_activations(q16_format(w.type), x, w.cols, xq);
+    if (pool == nullptr || w.rows == 0) {
+      f16r(w, xq, 0, 1, y, 0, 0, w.rows);
+      return;
+    }
+    pool->parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) { f16r(w, xq, 0, 1, y, 0, r0, r1); }, min_rows);
+    return;
+  }
   const QuantDot q = k.quant_dot_for(w.type);
   if (q.rows != nullptr) {
-    thread_local std::vector<std::uint32_t> scratch;  // 4-byte units: the blocks hold floats
-    scratch.resize((activation_bytes(q.act, w.cols) + 3) / 4 + 1);
-    quantize_activations(q.act, x, w.cols, scratch.data());
-    const void* xq = scratch.data();
+    std::byte* xq = detail::scratch(activation_bytes(q.act, w.cols));
+    quantize_activations(q.act, x, w.cols, xq);
     const QuantDotRowsFn f = q.rows;
     if (pool == nullptr || w.rows == 0) {
       f(w, xq, y, 0, w.rows);
@@ -189,11 +260,52 @@ inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* po
 
 /// Y = X W^T for a batch of n activation rows: Y[i, :] = W X[i, :] for i in [0, n). X holds n rows
 /// of W.cols floats (row stride ldx), Y n rows of W.rows floats (row stride ldy).
-/// Prompt processing and batched decoding go through this entry point; it gives the same result
-/// for each row as matvec() on that row.
+/// Prompt processing and batched decoding go through this entry point. Each row's result equals
+/// matvec() on that row bit for bit (same kernels, same order of additions per row), for any n
+/// and thread count.
 inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int64_t ldx, float* y, std::int64_t ldy,
                    ThreadPool* pool, const KernelTable& k = kernel_table()) {
-  for (std::int64_t i = 0; i < n; ++i) matvec(w, x + i * ldx, y + i * ldy, pool, k);
+  if (n <= 0) return;
+  if (n == 1) {
+    matvec(w, x, y, pool, k);
+    return;
+  }
+  // Weight rows per tile: ~32 KiB of weights (L1/L2-resident while all activation rows pass).
+  const std::int64_t tile = std::max<std::int64_t>(1, static_cast<std::int64_t>(32768 / std::max<std::size_t>(w.row_bytes, 1)));
+  const std::int64_t min_rows = std::max<std::int64_t>(tile, 4);
+  auto run = [&](auto&& body) {
+    auto tiled = [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t t0 = r0; t0 < r1; t0 += tile) body(t0, std::min(r1, t0 + tile));
+    };
+    if (pool == nullptr) tiled(0, w.rows);
+    else pool->parallel_for(w.rows, tiled, min_rows);
+  };
+  if (const Q16RowsFn f = k.q16_for(w.type); f != nullptr) {
+    const ActFormat af = q16_format(w.type);
+    const std::size_t stride = (activation_bytes(af, w.cols) + 63) / 64 * 64;
+    std::byte* xq = detail::scratch(stride * static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) quantize_activations(af, x + i * ldx, w.cols, xq + static_cast<std::size_t>(i) * stride);
+    run([&](std::int64_t r0, std::int64_t r1) { f(w, xq, stride, static_cast<int>(n), y, ldy, r0, r1); });
+    return;
+  }
+  if (k.quant_dot_for(w.type).rows != nullptr) {
+    const QuantDot q = k.quant_dot_for(w.type);
+    const std::size_t stride = (activation_bytes(q.act, w.cols) + 63) / 64 * 64;
+    std::byte* xq = detail::scratch(stride * static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) quantize_activations(q.act, x + i * ldx, w.cols, xq + static_cast<std::size_t>(i) * stride);
+    run([&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t i = 0; i < n; ++i) q.rows(w, xq + static_cast<std::size_t>(i) * stride, y + i * ldy, r0, r1);
+    });
+    return;
+  }
+  if (const DotRowsMultiFn f = k.dot_rows_multi_for(w.type); f != nullptr) {
+    run([&](std::int64_t r0, std::int64_t r1) { f(w, x, ldx, static_cast<int>(n), y, ldy, r0, r1); });
+    return;
+  }
+  const DotRowsFn f = k.dot_rows_for(w.type);
+  run([&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t i = 0; i < n; ++i) f(w, x + i * ldx, y + i * ldy, r0, r1);
+  });
 }
 
 }  // namespace tinfer::kernels

@@ -37,17 +37,39 @@ struct block_q8xK {
   std::int16_t bsums[kQK_K / 16];   // sum of each 16 quants
 };
 
+/// One block of 32 activations quantized to 16 bits (the default, near-exact path).
+struct block_q16x32 {
+  float d;                 // scale: amax / 32767
+  std::int32_t pad[7];     // keeps qs 64-byte aligned when the buffer is
+  std::int16_t qs[kQK];
+};
+
+/// One super-block of 256 activations quantized to 16 bits, with the sum of each 32 (the
+/// K types' mins multiply them).
+struct block_q16xK {
+  float d;                          // scale: amax / 32767
+  std::int32_t pad[7];
+  std::int32_t bsums[kQK_K / 32];   // sum of each 32 quants
+  std::int16_t qs[kQK_K];
+};
+
 }  // namespace tinfer::quant
 
 namespace tinfer::kernels {
 
-enum class ActFormat : std::uint8_t { None = 0, Q8_32 = 1, Q8_K = 2 };
+/// Q8_*: 8-bit activations (llama.cpp's scheme). Q16_*: 16-bit activations, q = round(x / d)
+/// with d = amax / 32767, so |x - d q| <= amax / 65534 per element (plus float rounding, ~4e-7 |x|): the dot products stay within
+/// ~1e-5 (relative to sum |w x|) of the float ones, far inside the reference models' argmax
+/// margin, while the weights still take integer dot products (vpmaddwd / vpdpwssd).
+enum class ActFormat : std::uint8_t { None = 0, Q8_32 = 1, Q8_K = 2, Q16_32 = 3, Q16_K = 4 };
 
 /// Bytes the quantized form of n activations takes (n a multiple of the block size).
 inline std::size_t activation_bytes(ActFormat f, std::int64_t n) noexcept {
   switch (f) {
     case ActFormat::Q8_32: return static_cast<std::size_t>(n / quant::kQK) * sizeof(quant::block_q8x32);
     case ActFormat::Q8_K: return static_cast<std::size_t>(n / quant::kQK_K) * sizeof(quant::block_q8xK);
+    case ActFormat::Q16_32: return static_cast<std::size_t>(n / quant::kQK) * sizeof(quant::block_q16x32);
+    case ActFormat::Q16_K: return static_cast<std::size_t>(n / quant::kQK_K) * sizeof(quant::block_q16xK);
     case ActFormat::None: break;
   }
   return 0;
@@ -104,10 +126,51 @@ inline void quantize_q8xK(const float* x, quant::block_q8xK* y, std::int64_t n) 
   }
 }
 
+namespace detail {
+/// amax / 32767 and its inverse, and q = round-half-away(x / d) (|x / d| <= 32767 up to rounding).
+inline void q16_block(const float* x, int n, float& d, std::int16_t* q) noexcept {
+  float amax = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float a = x[j] < 0.0f ? -x[j] : x[j];
+    amax = a > amax ? a : amax;
+  }
+  d = amax / 32767.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float v = x[j] * id;
+    const int r = static_cast<int>(v + (v < 0.0f ? -0.5f : 0.5f));
+    q[j] = static_cast<std::int16_t>(r > 32767 ? 32767 : (r < -32767 ? -32767 : r));
+  }
+}
+}  // namespace detail
+
+/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 16-bit activations.
+inline void quantize_q16x32(const float* x, quant::block_q16x32* y, std::int64_t n) noexcept {
+  for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
+    y[b] = {};
+    detail::q16_block(x, quant::kQK, y[b].d, y[b].qs);
+  }
+}
+
+/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks of 16-bit activations.
+inline void quantize_q16xK(const float* x, quant::block_q16xK* y, std::int64_t n) noexcept {
+  for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
+    y[b] = {};
+    detail::q16_block(x, quant::kQK_K, y[b].d, y[b].qs);
+    for (int g = 0; g < quant::kQK_K / 32; ++g) {
+      int s = 0;
+      for (int j = 0; j < 32; ++j) s += y[b].qs[32 * g + j];
+      y[b].bsums[g] = s;
+    }
+  }
+}
+
 /// Quantizes n activations into `dst` (activation_bytes(f, n) bytes, aligned for float).
 inline void quantize_activations(ActFormat f, const float* x, std::int64_t n, void* dst) noexcept {
   if (f == ActFormat::Q8_32) quantize_q8x32(x, static_cast<quant::block_q8x32*>(dst), n);
   else if (f == ActFormat::Q8_K) quantize_q8xK(x, static_cast<quant::block_q8xK*>(dst), n);
+  else if (f == ActFormat::Q16_32) quantize_q16x32(x, static_cast<quant::block_q16x32*>(dst), n);
+  else if (f == ActFormat::Q16_K) quantize_q16xK(x, static_cast<quant::block_q16xK*>(dst), n);
 }
 
 }  // namespace tinfer::kernels

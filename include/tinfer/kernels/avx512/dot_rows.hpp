@@ -38,25 +38,62 @@ TINFER_TARGET_AVX512 inline __m512 load16_masked(const bf16* p, __mmask16 m) noe
   return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 
-template <class T>
-TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
+/// y[j * ldy + r] = dot(W[r, :], x + j * ldx) for r in [r0, r1), j in [0, NX): each weight
+/// vector is loaded and widened once for NX activation rows (the register tile of matmul).
+/// Every activation row has its own four accumulators, filled in the same order for any NX, so
+/// the result for a row does not depend on NX.
+template <class T, int NX>
+TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
+                                        std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
   const std::int64_t n = w.cols;
   for (std::int64_t r = r0; r < r1; ++r) {
     const T* row = reinterpret_cast<const T*>(w.row(r));
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    __m512 a0[NX], a1[NX], a2[NX], a3[NX];
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = a1[j] = a2[j] = a3[j] = _mm512_setzero_ps();
     std::int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-      a0 = _mm512_fmadd_ps(load16(row + i), _mm512_loadu_ps(x + i), a0);
-      a1 = _mm512_fmadd_ps(load16(row + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-      a2 = _mm512_fmadd_ps(load16(row + i + 32), _mm512_loadu_ps(x + i + 32), a2);
-      a3 = _mm512_fmadd_ps(load16(row + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+      const __m512 w0 = load16(row + i), w1 = load16(row + i + 16), w2 = load16(row + i + 32), w3 = load16(row + i + 48);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        const float* xj = x + j * ldx + i;
+        a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), a0[j]);
+        a1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), a1[j]);
+        a2[j] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xj + 32), a2[j]);
+        a3[j] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xj + 48), a3[j]);
+      }
     }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load16(row + i), _mm512_loadu_ps(x + i), a0);
+    for (; i + 16 <= n; i += 16) {
+      const __m512 w0 = load16(row + i);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * ldx + i), a0[j]);
+    }
     if (i < n) {
       const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-      a1 = _mm512_fmadd_ps(load16_masked(row + i, m), _mm512_maskz_loadu_ps(m, x + i), a1);
+      const __m512 w0 = load16_masked(row + i, m);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a1[j] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + j * ldx + i), a1[j]);
     }
-    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+      y[j * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[j], a1[j]), _mm512_add_ps(a2[j], a3[j])));
+    }
+  }
+}
+
+template <class T>
+TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
+  dot_rows_tile<T, 1>(w, x, 0, y, 0, r0, r1);
+}
+
+/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r].
+template <class T>
+TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
+                                         std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
+  for (int j = 0; j < nx; j += 4) {
+    const float* xj = x + j * ldx;
+    float* yj = y + j * ldy;
+    switch (nx - j) {
+      case 1: dot_rows_tile<T, 1>(w, xj, ldx, yj, ldy, r0, r1); break;
+      case 2: dot_rows_tile<T, 2>(w, xj, ldx, yj, ldy, r0, r1); break;
+      case 3: dot_rows_tile<T, 3>(w, xj, ldx, yj, ldy, r0, r1); break;
+      default: dot_rows_tile<T, 4>(w, xj, ldx, yj, ldy, r0, r1); break;
+    }
   }
 }
 
