@@ -38,7 +38,8 @@ class Args {
     if (ec != std::errc() || end != s.data() + s.size()) {
       throw UsageError("option " + std::string(flag) + ": '" + std::string(s) + "' is not a valid number");
     }
-    if (v < lo || v > hi) {
+    // Written as !(in range) so NaN ("nan" parses as a float) is refused too.
+    if (!(v >= lo && v <= hi)) {
       throw UsageError("option " + std::string(flag) + ": " + std::string(s) + " is outside [" + std::to_string(lo) + ", " +
                        std::to_string(hi) + "]");
     }

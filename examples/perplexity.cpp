@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ options:
   -f, --file PATH        the text to score
   -c, --ctx-size N       chunk (context) size in tokens (default: 512, at most the model's)
       --chunks N         score only the first N chunks (default: all)
+  -ctk, --cache-type-k T KV cache type of the keys: f32 (default), f16 or q8_0
+  -ctv, --cache-type-v T KV cache type of the values: f32 (default), f16 or q8_0
+  -b, --batch-size N     tokens evaluated per batched pass (default: 512; 1: token by token)
   -t, --threads N        threads (default: all hardware threads)
   -h, --help             show this help
 )";
@@ -41,7 +45,17 @@ struct Options {
   int ctx = 512;
   int max_chunks = -1;
   int threads = 0;
+  int batch = 512;
+  tinfer::KVCacheType type_k = tinfer::KVCacheType::F32, type_v = tinfer::KVCacheType::F32;
 };
+
+tinfer::KVCacheType cache_type(std::string_view flag, std::string_view v) {
+  try {
+    return tinfer::parse_kv_cache_type(v);
+  } catch (const tinfer::InvalidArgument&) {
+    throw tinfer_examples::UsageError(std::string(flag) + ": unknown cache type '" + std::string(v) + "' (use f32, f16 or q8_0)");
+  }
+}
 
 Options parse(int argc, char** argv) {
   using tinfer_examples::UsageError;
@@ -60,6 +74,12 @@ Options parse(int argc, char** argv) {
       o.file = a.value(f);
     } else if (f == "-c" || f == "--ctx-size") {
       o.ctx = a.number<int>(f, 2, 1 << 24);
+    } else if (f == "-ctk" || f == "--cache-type-k") {
+      o.type_k = cache_type(f, a.value(f));
+    } else if (f == "-ctv" || f == "--cache-type-v") {
+      o.type_v = cache_type(f, a.value(f));
+    } else if (f == "-b" || f == "--batch-size") {
+      o.batch = a.number<int>(f, 1, 1 << 20);
     } else if (f == "--chunks") {
       o.max_chunks = a.number<int>(f, 1, 1 << 30);
     } else if (f == "-t" || f == "--threads") {
@@ -104,7 +124,11 @@ int run(const Options& o) {
   std::fprintf(stderr, "%s: %zu tokens, %d chunks of %d, scoring the second half of each\n", o.file.c_str(), tokens.size(), n_chunks, n_ctx);
 
   tinfer::ThreadPool pool(o.threads);
-  const auto session = model->new_session(n_ctx);
+  const auto session = model->new_session(tinfer::SessionOptions{.context = n_ctx, .type_k = o.type_k, .type_v = o.type_v});
+  std::fprintf(stderr, "KV cache: keys %s, values %s, %lld bytes per token\n", std::string(tinfer::kv_cache_type_name(o.type_k)).c_str(),
+               std::string(tinfer::kv_cache_type_name(o.type_v)).c_str(), static_cast<long long>(session->cache().bytes_per_token()));
+  const auto vocab = static_cast<std::size_t>(model->vocab_size());
+  std::vector<std::int32_t> chunk(static_cast<std::size_t>(n_ctx));
   const int first = n_ctx / 2;
   const std::int32_t bos = tok->add_bos_by_default() ? tok->bos_id() : -1;
   double nll = 0, nll2 = 0;
@@ -112,11 +136,20 @@ int run(const Options& o) {
   std::string running;
   for (int c = 0; c < n_chunks; ++c) {
     const std::size_t start = static_cast<std::size_t>(c) * static_cast<std::size_t>(n_ctx);
+    for (int j = 0; j < n_ctx; ++j) chunk[static_cast<std::size_t>(j)] = tokens[start + static_cast<std::size_t>(j)];
+    if (bos >= 0) chunk[0] = bos;
+    // Batched passes of up to -b tokens; the logits of every token are needed from `first` on.
+    std::span<float> batch_logits;
+    int batch_at = 0;
     for (int j = 0; j < n_ctx - 1; ++j) {
-      std::int32_t t = tokens[start + static_cast<std::size_t>(j)];
-      if (j == 0 && bos >= 0) t = bos;
-      const auto logits = model->forward(*session, t, j, &pool);
+      if (j == batch_at + static_cast<int>(batch_logits.size() / vocab) || batch_logits.empty()) {
+        const int len = std::min(o.batch, n_ctx - 1 - j);
+        batch_logits = model->forward_batch(*session, std::span<const std::int32_t>(chunk).subspan(static_cast<std::size_t>(j), static_cast<std::size_t>(len)),
+                                            j, &pool, true);
+        batch_at = j;
+      }
       if (j < first) continue;
+      const auto logits = batch_logits.subspan(static_cast<std::size_t>(j - batch_at) * vocab, vocab);
       // log-softmax in double of the logit of the next token
       double mx = logits[0];
       for (float v : logits) mx = std::max(mx, static_cast<double>(v));

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -67,6 +68,11 @@ int main(int argc, char** argv) {
       have_text = true;
     } else if (a == "-f" || a == "--file") {
       const char* path = value();
+      std::error_code ec;
+      if (std::filesystem::is_directory(path, ec)) {  // opens fine but reads as empty text
+        std::fprintf(stderr, "tinfer-tokenize: cannot read %s: it is a folder, not a text file\n", path);
+        return 1;
+      }
       std::ifstream in(path, std::ios::binary);
       if (!in) {
         std::fprintf(stderr, "tinfer-tokenize: cannot open %s: %s\n", path, std::strerror(errno));

@@ -58,8 +58,11 @@
 #include "tinfer/kernels/softmax.hpp"
 
 // attention and its cache
+#include "tinfer/attention/attention_kernels.hpp"
 #include "tinfer/attention/decode_attention.hpp"
+#include "tinfer/attention/flash_attention.hpp"
 #include "tinfer/attention/kv_cache.hpp"
+#include "tinfer/attention/session_state.hpp"
 
 // models
 #include "tinfer/models/gguf_loader.hpp"
@@ -71,6 +74,16 @@
 #include "tinfer/models/model.hpp"
 #include "tinfer/models/session_options.hpp"
 
+// quant: quantizers (round-to-nearest, presets, GPTQ)
+#include "tinfer/quant/gptq.hpp"
+#include "tinfer/quant/mix.hpp"
+#include "tinfer/quant/quantize.hpp"
+
 // generation
+#include "tinfer/generate/batch_generate.hpp"
 #include "tinfer/generate/generate.hpp"
 #include "tinfer/generate/sampler.hpp"
+#include "tinfer/generate/sampler_chain.hpp"
+#include "tinfer/generate/speculative.hpp"
+#include "tinfer/generate/text_stream.hpp"
+#include "tinfer/generate/token_text_decoder.hpp"

@@ -136,4 +136,82 @@ for i, p in enumerate(["<unk>", "\n<s>\n", "\n</s>\n", " a", "b", " ", "ab", "c"
     b = p.encode()
     tok += struct.pack("<fi", -float(i), len(b)) + b
 write("llama2c", "tokenizer.bin", tok)
+# ---- tokenizer.json (Hugging Face): GPT-2 byte-level layout and Llama SentencePiece layout ----
+byte_vocab = {"a": 0, "b": 1, "c": 2, "\u0120": 3, "ab": 4, "\u0120a": 5, "abc": 6, "<|endoftext|>": 7}
+write("tokenizer_json", "gpt2.json", json.dumps({
+    "version": "1.0", "added_tokens": [{"id": 7, "content": "<|endoftext|>", "special": True}],
+    "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+    "post_processor": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"},
+    "model": {"type": "BPE", "vocab": byte_vocab, "merges": ["a b", "\u0120 a", "ab c"]}}))
+spm_vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x41>": 3, "<0x0A>": 4, "\u2581": 5, "a": 6, "b": 7, "\u2581a": 8, "ab": 9}
+write("tokenizer_json", "llama.json", json.dumps({
+    "version": "1.0", "added_tokens": [{"id": 0, "content": "<unk>", "special": True},
+                                        {"id": 1, "content": "<s>", "special": True}, {"id": 2, "content": "</s>", "special": True}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                         {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": None,
+    "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                 {"Sequence": {"id": "A", "type_id": 0}}]},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
+    "model": {"type": "BPE", "vocab": spm_vocab, "merges": ["\u2581 a", "a b"], "unk_token": "<unk>", "byte_fallback": True}}))
+write("tokenizer_json", "metaspace.json", json.dumps({
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first"},
+    "model": {"type": "BPE", "vocab": spm_vocab, "merges": [["\u2581", "a"], ["a", "b"]], "unk_token": "<unk>"}}))
+
+
+# ---- tokenizer.model (SentencePiece ModelProto, protobuf) ----
+def varint(v):
+    out = b""
+    v &= (1 << 64) - 1
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def field(num, wire, payload):
+    key = varint((num << 3) | wire)
+    if wire == 0:
+        return key + varint(payload)
+    if wire == 5:
+        return key + struct.pack("<f", payload)
+    return key + varint(len(payload)) + payload
+
+
+def sp_model(pieces, unk_surface=None, dummy_prefix=True, extra_ws=False):
+    out = b""
+    for text, score, ptype in pieces:
+        out += field(1, 2, field(1, 2, text.encode()) + field(2, 5, score) + field(3, 0, ptype))
+    trainer = field(3, 0, 2) + field(40, 0, 0) + field(41, 0, 1) + field(42, 0, 2)
+    if unk_surface is not None:
+        trainer += field(44, 2, unk_surface.encode())
+    out += field(2, 2, trainer)
+    out += field(3, 2, field(1, 2, b"identity") + field(3, 0, int(dummy_prefix)) + field(4, 0, int(extra_ws)))
+    return out
+
+
+sp_pieces = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)] + [("<0x%02X>" % b, 0.0, 6) for b in (0x0A, 0x41, 0xC3, 0xA9)]
+sp_pieces += [("\u2581", -1.0, 1), ("a", -2.0, 1), ("b", -3.0, 1), ("\u2581a", -4.0, 1), ("ab", -5.0, 1), ("<tag>", 0.0, 4)]
+write("tokenizer_model", "bpe.model", sp_model(sp_pieces))
+write("tokenizer_model", "no_prefix.model", sp_model(sp_pieces[:9], unk_surface=" ?? ", dummy_prefix=False, extra_ws=True))
+
+# ---- encode/decode on arbitrary bytes: first byte = option flags, the rest = text ----
+texts = ["Hello, world! The quick brown fox.", "  leading and trailing  ", "caf\u00e9 \u65e5\u672c\u8a9e \U0001F600 \u0645\u0631\u062d\u0628\u0627",
+         "<|endoftext|>The<s> end</s>\n\n\ttabs", "it's 1234567 don't   we'll"]
+for target in ("tokenize_bpe", "tokenize_spm"):
+    for i, t in enumerate(texts):
+        write(target, "text%d" % i, bytes([[0, 1, 3, 5, 17][i]]) + t.encode())
+    write(target, "invalid_utf8", b"\x00" + b"\xff\xfe\xc3(\xe2\x82 \xf0\x9f\x98")
+    write(target, "ids_mod", bytes([16]) + bytes(range(1, 64)))
+
+# ---- command lines: arguments separated by NUL bytes ----
+arg_lines = [["-m", "model.gguf", "-f", "wiki.txt", "-c", "128", "-t", "4", "--chunks", "3"],
+             ["-m", "x", "-f", "y", "-c", "99999999999"], ["--outtype", "bf16", "-z", "tok", "in", "out.gguf"],
+             ["i", "17", "n", "-5", "u", "18446744073709551615", "f", "0.5", "v", "x"],
+             ["-t", "100000", "-c", "-1", "-m"], ["f", "nan", "f", "1e-50", "i", "+3", "i", "0x10"]]
+for i, a in enumerate(arg_lines):
+    write("args", "cmdline%d" % i, b"\0".join(x.encode() for x in a))
 print("seeds written to", ROOT)

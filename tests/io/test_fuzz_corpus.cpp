@@ -36,6 +36,25 @@ TEST(FuzzCorpus, Gguf) { replay("gguf", tinfer_fuzz::fuzz_gguf); }
 TEST(FuzzCorpus, Safetensors) { replay("safetensors", tinfer_fuzz::fuzz_safetensors); }
 TEST(FuzzCorpus, ConfigJson) { replay("config_json", tinfer_fuzz::fuzz_config_json); }
 TEST(FuzzCorpus, Llama2c) { replay("llama2c", tinfer_fuzz::fuzz_llama2c); }
+TEST(FuzzCorpus, TokenizerJson) { replay("tokenizer_json", tinfer_fuzz::fuzz_tokenizer_json); }
+TEST(FuzzCorpus, TokenizerModel) { replay("tokenizer_model", tinfer_fuzz::fuzz_tokenizer_model); }
+TEST(FuzzCorpus, TokenizeBpe) { replay("tokenize_bpe", tinfer_fuzz::fuzz_tokenize_bpe); }
+TEST(FuzzCorpus, TokenizeSpm) { replay("tokenize_spm", tinfer_fuzz::fuzz_tokenize_spm); }
+TEST(FuzzCorpus, Args) { replay("args", tinfer_fuzz::fuzz_args); }
+
+// The tokenizer seeds are valid files: they must load and round-trip text.
+TEST(FuzzCorpus, TokenizerSeedsLoad) {
+  for (const char* name : {"gpt2.json", "llama.json", "metaspace.json"}) {
+    const auto tok = tinfer::load_hf_tokenizer_json(kFuzzDir / "corpus" / "tokenizer_json" / name);
+    EXPECT_GE(tok->vocab_size(), 8) << name;
+  }
+  const auto gpt2 = tinfer::load_hf_tokenizer_json(kFuzzDir / "corpus" / "tokenizer_json" / "gpt2.json");
+  EXPECT_EQ(gpt2->encode("abc ab"), (std::vector<std::int32_t>{6, 3, 4}));
+  for (const char* name : {"bpe.model", "no_prefix.model"}) {
+    const auto tok = tinfer::load_sentencepiece_model(kFuzzDir / "corpus" / "tokenizer_model" / name);
+    EXPECT_GE(tok.vocab_size(), 9) << name;
+  }
+}
 
 // The seeds are valid files: they must load, not just fail cleanly.
 TEST(FuzzCorpus, SeedsAreValidModels) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 
 #include "test_assets.hpp"
 #include "tinfer/models/model.hpp"
@@ -33,6 +34,69 @@ void check_batch_equals_sequential(const tinfer::Model& model) {
   // A batch past the context is refused before any work.
   EXPECT_THROW(model.forward_batch(*bat, toks, 30, nullptr), tinfer::InvalidArgument);
   EXPECT_THROW(model.forward_batch(*bat, std::vector<std::int32_t>{1, -1}, 0, nullptr), tinfer::InvalidArgument);
+}
+
+// forward_multi(): one token for each of several independent sessions in one pass equals each
+// session's own forward() (tolerance: summation order only, as above).
+void check_multi_equals_forward(const tinfer::Model& model, tinfer::ThreadPool* pool) {
+  const auto vocab = static_cast<std::size_t>(model.vocab_size());
+  const std::vector<std::vector<std::int32_t>> prompts = {{1, 5, 9}, {3}, {7, 2, 8, 4, 6, 10, 12}};
+  std::vector<std::unique_ptr<tinfer::Session>> ref, bat;
+  for (const auto& p : prompts) {
+    ref.push_back(model.new_session(32));
+    bat.push_back(model.new_session(32));
+    model.forward_batch(*ref.back(), p, 0, pool);
+    model.forward_batch(*bat.back(), p, 0, pool);
+  }
+  for (int step = 0; step < 3; ++step) {
+    std::vector<tinfer::Session*> sessions;
+    std::vector<std::int32_t> toks;
+    std::vector<int> pos;
+    std::vector<float> expect;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      const auto t = static_cast<std::int32_t>(11 + step + static_cast<int>(i));
+      const int p = static_cast<int>(prompts[i].size()) + step;
+      const auto l = model.forward(*ref[i], t, p, pool);
+      expect.insert(expect.end(), l.begin(), l.end());
+      sessions.push_back(bat[i].get());
+      toks.push_back(t);
+      pos.push_back(p);
+    }
+    const auto got = model.forward_multi(sessions, toks, pos, pool);
+    ASSERT_EQ(got.size(), prompts.size() * vocab);
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], expect[i], 1e-4f) << "step " << step << " at " << i;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(bat[i]->n_past(), pos[i] + 1);
+      ASSERT_EQ(bat[i]->last_logits().size(), vocab);
+      EXPECT_EQ(bat[i]->last_logits()[0], got[i * vocab]);
+    }
+  }
+  // Mismatched spans and bad positions are refused before any work.
+  std::vector<tinfer::Session*> one = {bat[0].get()};
+  EXPECT_THROW(model.forward_multi(one, std::vector<std::int32_t>{1, 2}, std::vector<int>{0, 1}, pool), tinfer::InvalidArgument);
+  EXPECT_THROW(model.forward_multi(one, std::vector<std::int32_t>{1}, std::vector<int>{32}, pool), tinfer::InvalidArgument);
+  EXPECT_EQ(bat[0]->n_past(), static_cast<int>(prompts[0].size()) + 3);
+}
+
+// A long batched prompt (several attention tiles and passes) equals token-by-token forward().
+void check_long_batch(const tinfer::Model& model, int n, tinfer::ThreadPool* pool) {
+  std::vector<std::int32_t> toks(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) toks[static_cast<std::size_t>(i)] = (i * 37 + 11) % std::min(model.vocab_size(), 200) + 1;
+  auto seq = model.new_session(n);
+  std::vector<float> expect;
+  for (int i = 0; i < n; ++i) {
+    const auto l = model.forward(*seq, toks[static_cast<std::size_t>(i)], i, pool);
+    if (i % 50 == 0 || i == n - 1) expect.insert(expect.end(), l.begin(), l.end());
+  }
+  auto bat = model.new_session(n);
+  const auto all = model.forward_batch(*bat, toks, 0, pool, true);
+  const auto vocab = static_cast<std::size_t>(model.vocab_size());
+  std::size_t k = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!(i % 50 == 0 || i == n - 1)) continue;
+    for (std::size_t j = 0; j < vocab; ++j, ++k) ASSERT_NEAR(all[static_cast<std::size_t>(i) * vocab + j], expect[k], 2e-4f) << "token " << i;
+  }
+  EXPECT_EQ(bat->n_past(), n);
 }
 
 struct CountingObserver : tinfer::LinearObserver {
@@ -67,6 +131,9 @@ TEST(BatchApi, DemoModelBatchEqualsSequential) {
   const auto model = tinfer::load_model(kDemo);
   check_batch_equals_sequential(*model);
   check_observer(*model, 256, 1024, 4);
+  tinfer::ThreadPool pool(2);
+  check_multi_equals_forward(*model, &pool);
+  check_long_batch(*model, 256, &pool);  // the demo model's full context
 }
 
 TEST(BatchApi, Stories260KBatchEqualsSequential) {
@@ -75,6 +142,8 @@ TEST(BatchApi, Stories260KBatchEqualsSequential) {
   const auto model = tinfer::load_model(path.string());
   check_batch_equals_sequential(*model);
   check_observer(*model, 64, 172, 5);
+  check_multi_equals_forward(*model, nullptr);
+  check_long_batch(*model, 256, nullptr);
 }
 
 }  // namespace

@@ -13,7 +13,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
+#include "tinfer/attention/kv_cache.hpp"
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/io/gguf_reader.hpp"
@@ -37,6 +40,21 @@ class Session {
   virtual int context() const noexcept = 0;
   /// Sees the input of every linear layer from now on (nullptr: none); see linear_observer.hpp.
   virtual void set_linear_observer(LinearObserver* observer) noexcept = 0;
+  /// The KV cache (element types, capacity, bytes per token).
+  virtual const KVCache& cache() const noexcept = 0;
+  /// Positions [0, n_past) are in the cache (one past the highest position last written).
+  virtual int n_past() const noexcept = 0;
+  /// Forgets positions [n, n_past): the next token goes to position n.
+  virtual void truncate(int n) = 0;
+  /// Makes this session hold the first n positions of `src`, a session of the same model with the
+  /// same options (a fork sharing a prompt computed once). InvalidArgument otherwise.
+  virtual void copy_prefix_from(const Session& src, int n) = 0;
+  /// Saves the cache and the last logits to a file (attention/session_state.hpp); load() restores
+  /// it into a session of the same model and options (FormatError naming the field otherwise).
+  virtual void save(const std::string& path) const = 0;
+  virtual void load(const std::string& path) = 0;
+  /// The logits of the last token fed (or restored by load()); empty when none.
+  virtual std::span<const float> last_logits() const noexcept = 0;
 };
 
 /// File formats load_model() recognises.
@@ -66,6 +84,17 @@ class Model {
   /// all_logits every token's (tokens.size() rows of vocab_size()), valid until the next call.
   virtual std::span<float> forward_batch(Session& session, std::span<const std::int32_t> tokens, int pos0,
                                          ThreadPool* pool = nullptr, bool all_logits = false) const = 0;
+  /// One token for each of several sessions (tokens[i] at positions[i] of *sessions[i]) in one
+  /// pass sharing every weight read; returns sessions.size() rows of vocab_size() logits, valid
+  /// until the next call on sessions[0].
+  virtual std::span<float> forward_multi(std::span<Session* const> sessions, std::span<const std::int32_t> tokens,
+                                         std::span<const int> positions, ThreadPool* pool = nullptr) const = 0;
+  /// Whether context_shift() works for this model (RoPE models: yes; GPT-2: no).
+  virtual bool can_context_shift() const noexcept = 0;
+  /// Drops positions [n_keep, n_keep + n_discard) of the session and moves the rest down,
+  /// re-rotating the kept keys (RoPE); the next token goes to session.n_past().
+  /// UnsupportedError when !can_context_shift().
+  virtual void context_shift(Session& session, int n_keep, int n_discard) const = 0;
 };
 
 namespace model_detail {
@@ -77,6 +106,17 @@ class SessionOf final : public Session {
   SessionOf(const M& m, const SessionOptions& opt) : s(m, opt) {}
   int context() const noexcept override { return s.context(); }
   void set_linear_observer(LinearObserver* observer) noexcept override { s.set_linear_observer(observer); }
+  const KVCache& cache() const noexcept override { return s.cache(); }
+  int n_past() const noexcept override { return s.n_past(); }
+  void truncate(int n) override { s.truncate(n); }
+  void copy_prefix_from(const Session& src, int n) override {
+    const auto* o = dynamic_cast<const SessionOf<S>*>(&src);
+    if (o == nullptr) throw InvalidArgument("copy_prefix_from(): the source session belongs to a model of another kind");
+    s.copy_prefix_from(o->s, n);
+  }
+  void save(const std::string& path) const override { s.save(path); }
+  void load(const std::string& path) override { s.load(path); }
+  std::span<const float> last_logits() const noexcept override { return s.last_logits(); }
   S s;
 };
 
@@ -100,6 +140,19 @@ class ModelOf final : public Model {
   std::span<float> forward_batch(Session& session, std::span<const std::int32_t> tokens, int pos0, ThreadPool* pool,
                                  bool all_logits) const override {
     return m_.forward_batch(typed_session(session), tokens, pos0, pool, all_logits);
+  }
+  std::span<float> forward_multi(std::span<Session* const> sessions, std::span<const std::int32_t> tokens,
+                                 std::span<const int> positions, ThreadPool* pool) const override {
+    std::vector<S*> typed(sessions.size());
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+      if (sessions[i] == nullptr) throw InvalidArgument("forward_multi(): a session pointer is null");
+      typed[i] = &typed_session(*sessions[i]);
+    }
+    return m_.forward_multi(std::span<S* const>(typed), tokens, positions, pool);
+  }
+  bool can_context_shift() const noexcept override { return std::is_same_v<M, LlamaModel>; }
+  void context_shift(Session& session, int n_keep, int n_discard) const override {
+    m_.context_shift(typed_session(session), n_keep, n_discard);
   }
   /// The typed session inside `session`; InvalidArgument when it belongs to another kind of model.
   static S& typed_session(Session& session) {
