@@ -448,7 +448,10 @@ int run(const Options& o) {
                  spec.accepted, 100.0 * spec.acceptance_rate(), spec.target_passes,
                  spec.target_passes > 0 ? static_cast<double>(n_gen) / static_cast<double>(spec.target_passes) : 0.0);
   }
-  if (result.context_shifts > 0) std::fprintf(stderr, "note: the context was shifted %d times\n", result.context_shifts);
+  if (result.context_shifts > 0) {
+    std::fprintf(stderr, "note: the context was shifted %d times (%s; %d tokens fed again)\n", result.context_shifts,
+                 model->can_context_shift() ? "cache moved" : "cache rebuilt", result.recomputed_tokens);
+  }
   if (result.context_full) {
     std::fprintf(stderr, "note: stopped after %ld tokens because the context of %d tokens is full (-c)\n", n_gen, context);
   }

@@ -200,20 +200,29 @@ TEST(SessionOps, ContextShiftMatchesReferenceRotation) {
     m->forward_batch(*ref, kept, 0);
     const auto kvd = static_cast<std::size_t>(s->cache().kv_dim());
     std::vector<float> a(kvd), b(kvd);
-    // F32: only rotation rounding, 1e-5 absolute. F16/Q8_0: the shifted key is rounded to the
-    // cache type once more, so allow about one rounding step of that type: 2^-10 relative for
-    // F16, (block max)/127 for Q8_0.
+    // F32: only rotation rounding, 1e-5 absolute. F16/Q8_0: the stored keys were rounded to the
+    // cache type, and the shifted one is rotated (mixing each pair, so an element's error scales
+    // with its head's magnitude, not its own) and rounded again: allow 2^-9 of the head's largest
+    // element for F16 (two half-ulp roundings plus the mixing), and 1.6 steps (block max / 127)
+    // for Q8_0 (half a step on each side plus the re-rounding).
+    const int hd = s->cache().head_dim();
     double worst = 0;
     for (int p = 0; p < s->n_past(); ++p) {
       s->cache().load_key(0, p, a.data());
       ref->cache().load_key(0, p, b.data());
       for (std::size_t i = 0; i < kvd; ++i) {
         double tol = 1e-5;
-        if (t == KVCacheType::F16) tol = 1.5e-3 * std::fabs(b[i]) + 1e-6;
+        if (t == KVCacheType::F16) {
+          float hmax = 0;
+          for (std::size_t j = i / static_cast<std::size_t>(hd) * static_cast<std::size_t>(hd); j < (i / static_cast<std::size_t>(hd) + 1) * static_cast<std::size_t>(hd); ++j) {
+            hmax = std::max(hmax, std::fabs(b[j]));
+          }
+          tol = hmax / 512.0 + 1e-6;
+        }
         if (t == KVCacheType::Q8_0) {
           float amax = 0;
           for (std::size_t j = i / 32 * 32; j < i / 32 * 32 + 32; ++j) amax = std::max(amax, std::fabs(b[j]));
-          tol = 1.05 * amax / 127;
+          tol = 1.6 * amax / 127;
         }
         worst = std::max(worst, std::fabs(a[i] - b[i]) / tol);
       }

@@ -1,11 +1,12 @@
-// The example programs' command-line parsing, for the args fuzz target: the shared
-// examples/args.hpp parser directly, and the parse() functions of tinfer-perplexity and
-// tinfer-convert. Their sources are compiled here inside a namespace each, with main()
+// The example programs' command-line parsing, for the args fuzz target: tinfer-generate's
+// parse_generate_args() (examples/generate_args.hpp), the shared examples/args.hpp parser
+// directly, and the parse() functions of tinfer-perplexity and tinfer-convert. Their sources are compiled here inside a namespace each, with main()
 // renamed, so the fuzzer runs the programs' real parsing code without a copy of it.
 #pragma once
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,8 @@
 #include <tinfer/tinfer.hpp>
 
 #include "../../examples/args.hpp"
+#include "../../examples/hf_to_gguf.hpp"  // before convert.cpp below, outside its namespace
+#include "../../examples/generate_args.hpp"
 
 #define main tinfer_perplexity_main
 namespace tinfer_fuzz_perplexity {
@@ -106,7 +109,32 @@ inline void fuzz_args(const std::uint8_t* data, std::size_t size) {
     }
   }
 
-  // 2. The programs' own parse(): a UsageError or a valid Options, nothing else.
+  // 2. tinfer-generate: a UsageError or arguments within their documented ranges.
+  {
+    std::vector<std::string> gen(args.begin() + 1, args.end());
+    try {
+      const auto o = tinfer_examples::parse_generate_args(gen);
+      using tinfer_examples::kMaxGenerateTokens;
+      if (!o.help) {
+        if (o.n_predict < -1 || o.n_predict > kMaxGenerateTokens || o.ctx_size < 0 || o.ctx_size > kMaxGenerateTokens ||
+            o.threads < 0 || o.threads > tinfer::ThreadPool::kMaxThreads || o.keep < -1 ||
+            (o.ctx_size != 0 && o.keep > o.ctx_size) || o.parallel < 1 || o.parallel > tinfer_examples::kMaxParallel ||
+            o.draft < 1 || o.draft > tinfer_examples::kMaxDraft || o.top_k < 0 || o.repeat_last_n < -1)
+          args_finding("tinfer-generate: an integer option outside its range");
+        for (float v : {o.temp, o.top_p, o.min_p, o.typical_p, o.repeat_penalty, o.presence_penalty, o.frequency_penalty})
+          if (!std::isfinite(v)) args_finding("tinfer-generate: a non-finite float option");
+        if (!(o.top_p >= 0 && o.top_p <= 1 && o.min_p >= 0 && o.min_p <= 1 && o.typical_p >= 0 && o.typical_p <= 1 &&
+              o.temp >= 0 && o.repeat_penalty > 0))
+          args_finding("tinfer-generate: a float option outside its range");
+        for (const auto& [id, bias] : o.logit_bias)
+          if (id < 0 || std::isnan(bias) || bias == std::numeric_limits<float>::infinity())
+            args_finding("tinfer-generate: a bad logit bias");
+      }
+    } catch (const UsageError&) {
+    }
+  }
+
+  // 3. The programs' own parse(): a UsageError or a valid Options, nothing else.
   try {
     const auto o = tinfer_fuzz_perplexity::parse(argc, argv.data());
     if (o.model.empty() || o.file.empty()) args_finding("tinfer-perplexity accepted a command line without -m or -f");

@@ -211,7 +211,10 @@ for target in ("tokenize_bpe", "tokenize_spm"):
 arg_lines = [["-m", "model.gguf", "-f", "wiki.txt", "-c", "128", "-t", "4", "--chunks", "3"],
              ["-m", "x", "-f", "y", "-c", "99999999999"], ["--outtype", "bf16", "-z", "tok", "in", "out.gguf"],
              ["i", "17", "n", "-5", "u", "18446744073709551615", "f", "0.5", "v", "x"],
-             ["-t", "100000", "-c", "-1", "-m"], ["f", "nan", "f", "1e-50", "i", "+3", "i", "0x10"]]
+             ["-t", "100000", "-c", "-1", "-m"], ["f", "nan", "f", "1e-50", "i", "+3", "i", "0x10"],
+             ["-m", "x.gguf", "-n", "-1", "--top-k", "40", "--logit-bias", "15043-inf", "-l", "2+1.5", "-ctk", "q8_0",
+              "--keep", "-1", "-c", "64", "-s", "-1", "--min-p", "0.05", "--repeat-penalty", "1.1", "-r", "User:"],
+             ["-np", "4", "-md", "draft.gguf", "--draft", "8", "-cnv", "--typical", "0.9", "--presence-penalty", "-2"]]
 for i, a in enumerate(arg_lines):
     write("args", "cmdline%d" % i, b"\0".join(x.encode() for x in a))
 print("seeds written to", ROOT)

@@ -12,7 +12,10 @@
 #include "tinfer/generate/sampler_chain.hpp"
 #include "tinfer/generate/text_stream.hpp"
 #include "tinfer/generate/token_text_decoder.hpp"
+#include "tinfer/models/llama.hpp"
+#include "tinfer/tokenizer/llama2c_tokenizer.hpp"
 #include "tinfer/models/model.hpp"
+#include "test_assets.hpp"
 #include "tinfer/tokenizer/unicode.hpp"
 
 namespace {
@@ -125,6 +128,33 @@ TEST(GenerateLoop, ContextShiftKeepsFirstTokensAndDropsHalfOfTheRest) {
   EXPECT_EQ(seq.tokens, toks);
   EXPECT_EQ(s.cache.front(), 1);  // the kept first token
   EXPECT_LE(static_cast<int>(s.cache.size()), 8);
+}
+
+// A Llama model moves its cache (context_shift re-rotates the keys): nothing is fed again.
+TEST(GenerateLoop, LlamaContextShiftMovesTheCache) {
+  const auto path = tinfer::testing::assets_dir() / "stories260K" / "stories260K.bin";
+  TINFER_REQUIRE_FILE(path);
+  const auto model = LlamaModel::load_llama2c(path.string());
+  LlamaSession s(model, 32);
+  auto greedy = SamplerChain::greedy();
+  const auto tok_path = tinfer::testing::assets_dir() / "stories260K" / "tok512.bin";
+  TINFER_REQUIRE_FILE(tok_path);
+  const std::vector<std::int32_t> prompt = Llama2cTokenizer::load(tok_path.string(), 512).encode("Once upon a time", true);
+  SequenceState seq{prompt, 0};
+  const auto r = generate(model, s, seq, greedy, {.max_new_tokens = 100, .context_shift = true, .n_keep = 1},
+                          [](std::int32_t, std::int32_t) { return true; });
+  EXPECT_EQ(r.tokens.size(), 100u);
+  EXPECT_GE(r.context_shifts, 3);
+  EXPECT_EQ(r.recomputed_tokens, 0);
+  EXPECT_EQ(seq.tokens.front(), 1);
+  EXPECT_EQ(s.n_past(), seq.n_cached);
+  // Before the first shift, the run is the unshifted one.
+  LlamaSession plain(model, 32);
+  auto greedy2 = SamplerChain::greedy();
+  const auto first = generate(model, plain, std::span(prompt), greedy2, {.max_new_tokens = -1},
+                              [](std::int32_t, std::int32_t) { return true; });
+  ASSERT_TRUE(first.context_full);
+  EXPECT_TRUE(std::equal(first.tokens.begin(), first.tokens.end(), r.tokens.begin()));
 }
 
 TEST(GenerateLoop, SequenceStateContinuesAConversation) {
@@ -242,6 +272,31 @@ TEST(GenerateText, StreamsCompleteUtf8AndStopsAtStopString) {
   });
   EXPECT_EQ(calls, 2);
   EXPECT_TRUE(r2.stopped_by_callback);
+}
+
+// A real byte-level BPE (the demo model's, learned from English text) splits characters it has
+// never seen into byte tokens: streaming them one token at a time still yields whole characters.
+TEST(GenerateText, DemoTokenizerSplitsCharactersAcrossTokens) {
+  const std::filesystem::path path = std::filesystem::path(TINFER_SOURCE_DIR) / "examples/demo-model/tinfer-demo-kjv.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "demo model missing";
+  const auto model = load_model(path.string());
+  const auto tok = load_model_tokenizer(path.string(), *model);
+  const std::string text = "na\xC3\xAFve \xF0\x9F\xA6\x99 caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC";  // naïve 🦙 café 日本
+  const auto ids = tok->encode(text);
+  EXPECT_GT(ids.size(), 12u);  // the non-ASCII characters take several tokens each
+  TokenTextDecoder dec(*tok);
+  TextStream stream;
+  std::string out;
+  int split = 0;  // tokens after which a character was incomplete
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::string chunk = stream.push(dec.push(i > 0 ? ids[i - 1] : -1, ids[i]));
+    EXPECT_EQ(unicode::sanitize_utf8(chunk), chunk);
+    if (stream.held_bytes() > 0) ++split;
+    out += chunk;
+  }
+  out += stream.finish();
+  EXPECT_EQ(out, text);
+  EXPECT_GE(split, 4);  // at least one split inside each of the four multi-byte words
 }
 
 // The demo model: streamed text equals the decoded tokens, cut before the stop string.

@@ -18,6 +18,7 @@
 
 namespace {
 
+// Sanitized builds run every multiply 5-20x slower: fewer tokens and models there.
 #if defined(__SANITIZE_THREAD__)
 constexpr bool kTsan = true;
 #elif defined(__has_feature)
@@ -29,9 +30,14 @@ constexpr bool kTsan = false;
 #else
 constexpr bool kTsan = false;
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
 
 constexpr int kThreads = 8;
-constexpr int kTokens = kTsan ? 12 : 40;
+constexpr int kTokens = kTsan ? 12 : kAsan ? 16 : 40;
 
 // Runs body(i) on kThreads threads started together; rethrows the first exception.
 template <class Body>
@@ -57,7 +63,7 @@ void run_together(Body body) {
 
 std::vector<tinfer::testing::ReferenceModel> models_for_this_build() {
   auto all = tinfer::testing::reference_models(/*small_only=*/true);
-  if (kTsan && all.size() > 3) all.resize(3);  // demo, stories260K (bin and GGUF)
+  if ((kTsan || kAsan) && all.size() > 3) all.resize(3);  // demo, stories260K (bin and GGUF)
   return all;
 }
 

@@ -52,18 +52,18 @@ TEST(Limits, GenerateRefusesAbsurdNumbers) {
   const std::string m = "-m " + shell_quote(kDemo) + " ";
   expect_runs("tinfer-generate", {
       {m + "-n 99999999999", 2, "is not a valid number"},  // beyond int
-      {m + "-n 100000000", 2, "outside [0, 16777216]"},
-      {m + "-n -1", 2, "outside [0, 16777216]"},
-      {m + "-c 0", 2, "outside [1, 16777216]"},
-      {m + "-c -5", 2, "outside [1, 16777216]"},
+      {m + "-n 100000000", 2, "outside [-1, 16777216]"},
+      {m + "-n -2", 2, "outside [-1, 16777216]"},
+      {m + "-c -5", 2, "outside [0, 16777216]"},
+      {m + "-c 99999999", 2, "outside [0, 16777216]"},
       {m + "-t 100000", 2, "outside [1, 1024]"},
       {m + "-t 0", 2, "outside [1, 1024]"},
       {m + "-t 1e3", 2, "not a valid number"},
-      {m + "-s 0", 2, "outside [1, "},
-      {m + "--temp nan", 2, "outside [0"},
-      {m + "--temp inf", 2, "outside [0"},
-      {m + "--top-p nan", 2, "outside [0"},
-      {m + "--top-p 1.5", 2, "outside [0"},
+      {m + "-s 0", 2, "the seed must be > 0"},
+      {m + "--temp nan", 2, "not a finite number"},
+      {m + "--temp inf", 2, "not a finite number"},
+      {m + "--top-p nan", 2, "not a finite number"},
+      {m + "--top-p 1.5", 2, "outside [0, 1]"},
       {m + "-n", 2, "needs a value"},
   });
 }
@@ -72,7 +72,7 @@ TEST(Limits, GenerateContextBeyondModel) {
   const std::string m = "-m " + shell_quote(kDemo) + " ";
   expect_runs("tinfer-generate", {
       // The model's maximum is far below 16M positions: refused before any work, no allocation.
-      {m + "-c 16777216 -n 1", 1, "exceeds the model's maximum"},
+      {m + "-c 16777216 -n 1", 1, "context size 16777216 exceeds the model's"},
       {m + "-c 4 -n 1 -p " + shell_quote(std::string(200, 'a') + " and the LORD spake"), 1, "use a larger context (-c)"},
   });
 }

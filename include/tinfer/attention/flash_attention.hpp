@@ -143,17 +143,23 @@ inline void run_item(const AttentionJob& j, const Item& it, int layer, int n_hea
 
 }  // namespace attn
 
-/// Runs attention for every job over layer `layer` of its cache (all caches have n_heads query
-/// heads' worth of KV heads: n_heads must be a multiple of each cache's n_kv_heads).
+/// Runs attention for every job over layer `layer` of its cache. n_heads must be a multiple of
+/// each cache's n_kv_heads, and all jobs' caches must have the same head_dim (one model's).
 /// `pool` splits items across threads (nullptr: this thread); `k` chooses the kernels.
 inline void attention(std::span<const AttentionJob> jobs, int layer, int n_heads, ThreadPool* pool,
                       const attn::AttnKernels& k = attn::attn_kernels()) {
-  std::vector<attn::Item> items;
   struct Split {
     int job, n_chunks, c0;
     std::int64_t partial;
   };
-  std::vector<Split> splits;
+  // Reused per thread: attention runs once per layer and token, so no allocation per call.
+  // (Used through references: a lambda run on a worker thread would see that thread's copy.)
+  thread_local std::vector<attn::Item> items_tl;
+  thread_local std::vector<Split> splits_tl;
+  std::vector<attn::Item>& items = items_tl;
+  std::vector<Split>& splits = splits_tl;
+  items.clear();
+  splits.clear();
   std::int64_t n_partials = 0;
   int hd_max = 0;
   for (int ji = 0; ji < static_cast<int>(jobs.size()); ++ji) {

@@ -12,9 +12,11 @@
 // the next turn's tokens and call generate() again; only tokens not yet in the cache are fed.
 //
 // Context shift (opt.context_shift): when the sequence reaches the session's context, the first
-// n_keep tokens stay, the oldest half of the rest is dropped and generation goes on. The cache
-// is rebuilt by feeding the kept tokens again (one batched forward); a model whose cache can
-// move its entries would avoid that recomputation.
+// n_keep tokens stay, the oldest half of the rest is dropped and generation goes on. Models with
+// rotary positions (Llama) move their cache entries and re-rotate the keys (context_shift(), as
+// llama.cpp does: no recomputation; the kept entries keep what they saw of the dropped tokens).
+// Models with learned absolute positions (GPT-2) cannot, so the kept tokens after n_keep are fed
+// again at their new positions (one batched forward); GenerateResult::recomputed_tokens counts them.
 #pragma once
 
 #include <algorithm>
@@ -48,6 +50,7 @@ struct GenerateResult {
   bool stopped_by_callback = false;
   std::string stop_string{};    // generate_text(): the stop string that ended generation
   int context_shifts = 0;       // how often the context was shifted
+  int recomputed_tokens = 0;    // tokens fed again after shifts (models that cannot move their cache)
 };
 
 /// One sequence: all its tokens in order, of which the first n_cached are in the session's
@@ -66,15 +69,41 @@ void accept(Sampler& s, std::span<const std::int32_t> tokens) {
   }
 }
 
+/// Moves the session's cache by the model's context_shift() when it has one that works for this
+/// model (Llama: yes; GPT-2: no); false otherwise.
+template <class Model, class Session>
+bool shift_cache(const Model& model, Session& session, int n_keep, int n_discard) {
+  if constexpr (requires { model.can_context_shift(); }) {
+    if (!model.can_context_shift()) return false;
+    model.context_shift(session, n_keep, n_discard);
+    return true;
+  } else if constexpr (requires { model.context_shift(session, n_keep, n_discard); }) {
+    try {
+      model.context_shift(session, n_keep, n_discard);
+      return true;
+    } catch (const UnsupportedError&) {
+      return false;
+    }
+  } else {
+    return false;
+  }
+}
+
 /// Drops tokens [n_keep, n_keep + n_discard) where n_discard is half of the cached tokens after
-/// n_keep; the kept tokens after them must be fed again (n_cached becomes n_keep). Returns the
-/// number dropped (0: nothing can be dropped).
-inline int shift_context(SequenceState& seq, int n_keep) {
+/// n_keep, from the sequence and from the cache (moved when the model can, else the tokens after
+/// n_keep must be fed again: n_cached becomes n_keep). Returns the number dropped (0: nothing
+/// can be dropped).
+template <class Model, class Session>
+int shift_context(const Model& model, Session& session, SequenceState& seq, int n_keep) {
   n_keep = std::clamp(n_keep, 0, seq.n_cached);
   const int n_discard = (seq.n_cached - n_keep) / 2;
   if (n_discard <= 0) return 0;
   seq.tokens.erase(seq.tokens.begin() + n_keep, seq.tokens.begin() + n_keep + n_discard);
-  seq.n_cached = n_keep;
+  if (shift_cache(model, session, n_keep, n_discard)) {
+    seq.n_cached -= n_discard;
+  } else {
+    seq.n_cached = n_keep;
+  }
   return n_discard;
 }
 
@@ -108,8 +137,10 @@ GenerateResult generate(const Model& model, Session& session, SequenceState& seq
   auto make_room = [&]() {
     while (static_cast<int>(seq.tokens.size()) > context) {
       if (!opt.context_shift) return false;
-      const int dropped = generate_detail::shift_context(seq, n_keep);
+      const int before = seq.n_cached;
+      const int dropped = generate_detail::shift_context(model, session, seq, n_keep);
       if (dropped == 0) return false;
+      res.recomputed_tokens += before - dropped - seq.n_cached;
       fresh -= static_cast<std::size_t>(dropped);
       ++res.context_shifts;
     }
