@@ -108,6 +108,8 @@ std::string bundled_model() {
 }
 
 std::string read_file(const std::string& path) {
+  // A folder opens as a stream that reads nothing: refuse it instead of generating from "".
+  if (std::filesystem::is_directory(path)) throw tinfer::IoError(path + ": is a folder, not a prompt file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw tinfer::IoError(path + ": cannot open prompt file");
   std::ostringstream s;

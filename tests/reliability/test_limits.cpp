@@ -51,6 +51,8 @@ std::string write_temp(const std::string& name, const std::string& text) {
 TEST(Limits, GenerateRefusesAbsurdNumbers) {
   const std::string m = "-m " + shell_quote(kDemo) + " ";
   expect_runs("tinfer-generate", {
+      // A folder as the prompt file must not run as an empty prompt.
+      {m + "-f " + shell_quote(std::filesystem::temp_directory_path().string()), 1, "is a folder"},
       {m + "-n 99999999999", 2, "is not a valid number"},  // beyond int
       {m + "-n 100000000", 2, "outside [-1, 16777216]"},
       {m + "-n -2", 2, "outside [-1, 16777216]"},
