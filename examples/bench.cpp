@@ -1,13 +1,16 @@
 // tinfer-bench: prompt-processing and token-generation speed of a model file, in the manner of
 // llama.cpp's llama-bench (same flags, same JSON keys, so the two tools' results can be joined).
 //
-// A pp test feeds n_prompt random tokens in one forward_batch (positions 0..n_prompt-1); a tg
-// test feeds n_gen tokens one at a time with forward() (positions 0..n_gen-1). Each test runs
-// once to warm up (pp: the whole batch, tg: one token), then -r times; t/s is computed for each
-// repetition and reported as mean and sample standard deviation.
+// A pp test feeds n_prompt random tokens in one forward_batch (positions d..d+n_prompt-1); a tg
+// test feeds n_gen tokens one at a time with forward() (positions d..d+n_gen-1), where d is the
+// depth (-d): that many random tokens already in the KV cache, computed untimed (once per model,
+// growing as deeper tests come; each repetition truncates back to d, as llama-bench restores its
+// saved state). Each test runs once to warm up (pp: the whole batch, tg: one token), then -r
+// times; t/s is computed for each repetition and reported as mean and sample standard deviation.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -35,7 +38,11 @@ options:
   -t, --threads LIST     thread counts, comma-separated (default: 2)
   -p, --n-prompt LIST    prompt lengths for pp tests (default: 512; 0 skips)
   -n, --n-gen LIST       generated tokens for tg tests (default: 128; 0 skips)
+  -d, --n-depth LIST     tokens already in the KV cache before each test (default: 0)
+  -ctk, --cache-type-k T KV cache key type: f32, f16 or q8_0 (default: f16, as llama-bench)
+  -ctv, --cache-type-v T KV cache value type (default: f16)
   -r, --repetitions N    timed runs per test (default: 5)
+  --no-warmup            skip the untimed warm-up run of each test
   -o, --output FORMAT    md (default) or json
   -h, --help             show this help
 
@@ -49,8 +56,10 @@ TINFER_LOAD=mmap uses the weights in place from a memory map instead of reading 
 
 struct Options {
   std::vector<std::string> models;
-  std::vector<int> threads{2}, prompts{512}, gens{128};
+  std::vector<int> threads{2}, prompts{512}, gens{128}, depths{0};
+  tinfer::KVCacheType type_k = tinfer::KVCacheType::F16, type_v = tinfer::KVCacheType::F16;
   int reps = 5;
+  bool warmup = true;
   std::string output = "md";
 };
 
@@ -92,6 +101,19 @@ Options parse(int argc, char** argv) {
       o.prompts = int_list(a, f, 0, 1 << 20);
     } else if (f == "-n" || f == "--n-gen") {
       o.gens = int_list(a, f, 0, 1 << 20);
+    } else if (f == "-d" || f == "--n-depth") {
+      o.depths = int_list(a, f, 0, 1 << 20);
+    } else if (f == "-ctk" || f == "--cache-type-k" || f == "-ctv" || f == "--cache-type-v") {
+      const std::string v(a.value(f));
+      tinfer::KVCacheType t;
+      try {
+        t = tinfer::parse_kv_cache_type(v);
+      } catch (const tinfer::InvalidArgument& e) {
+        throw UsageError("option " + std::string(f) + ": " + e.what());
+      }
+      (f == "-ctk" || f == "--cache-type-k" ? o.type_k : o.type_v) = t;
+    } else if (f == "--no-warmup") {
+      o.warmup = false;
     } else if (f == "-r" || f == "--repetitions") {
       o.reps = a.number<int>(f, 1, 1000000);
     } else if (f == "-o" || f == "--output") {
@@ -152,7 +174,7 @@ ModelInfo model_info(const tinfer::io::GgufFile* f, const tinfer::Model& m) {
 struct Result {
   std::string model_filename;
   ModelInfo info;
-  int threads = 0, n_prompt = 0, n_gen = 0;
+  int threads = 0, n_prompt = 0, n_gen = 0, n_depth = 0;
   std::string test_time;
   std::vector<double> ns;  // per repetition
 };
@@ -185,13 +207,13 @@ std::string now_iso() {
   return buf;
 }
 
-double run_once(const tinfer::Model& m, tinfer::Session& s, const std::vector<std::int32_t>& tokens, bool batch,
+double run_once(const tinfer::Model& m, tinfer::Session& s, const std::vector<std::int32_t>& tokens, bool batch, int depth,
                 tinfer::ThreadPool* pool) {
   const auto t0 = std::chrono::steady_clock::now();
   if (batch) {
-    m.forward_batch(s, tokens, 0, pool);
+    m.forward_batch(s, tokens, depth, pool);
   } else {
-    for (std::size_t i = 0; i < tokens.size(); ++i) m.forward(s, tokens[i], static_cast<int>(i), pool);
+    for (std::size_t i = 0; i < tokens.size(); ++i) m.forward(s, tokens[i], depth + static_cast<int>(i), pool);
   }
   return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -214,27 +236,55 @@ int run(const Options& o) {
     const auto model = gguf ? tinfer::load_model(gguf) : tinfer::load_model(path);
     const ModelInfo info = model_info(gguf.get(), *model);
     std::string fname = path;
+    // One session for every test of this model: the depth tokens stay in its cache.
+    int max_n = 0, max_d = 0;
+    for (int p : o.prompts) max_n = std::max(max_n, p);
+    for (int g : o.gens) max_n = std::max(max_n, g);
+    for (int d : o.depths) max_d = std::max(max_d, d);
+    if (max_d + max_n > model->max_context()) {
+      throw tinfer::InvalidArgument(tinfer::detail::str_cat("tests of up to ", max_n, " tokens at depth ", max_d,
+                                                            " exceed the model's context of ", model->max_context()));
+    }
+    const auto session = model->new_session(tinfer::SessionOptions{.context = max_d + max_n, .type_k = o.type_k, .type_v = o.type_v});
+    std::uniform_int_distribution<int> tok(0, model->vocab_size() - 1);
+    std::vector<std::int32_t> depth_tokens(static_cast<std::size_t>(max_d));
+    for (auto& v : depth_tokens) v = tok(rng);
+    int depth_held = 0;  // the session holds depth_tokens[0, depth_held) at positions 0..
+    // Depth tokens are computed with the most threads asked for (untimed either way).
+    tinfer::ThreadPool depth_pool(*std::max_element(o.threads.begin(), o.threads.end()));
     for (int t : o.threads) {
       tinfer::ThreadPool pool(t);
-      auto add_test = [&](int n_prompt, int n_gen) {
-        const int n = n_prompt + n_gen;
-        if (n > model->max_context()) {
-          throw tinfer::InvalidArgument(tinfer::detail::str_cat("test of ", n, " tokens exceeds the model's context of ",
-                                                                model->max_context()));
+      // Truncates the session to depth d, computing the depth tokens it lacks (untimed).
+      auto to_depth = [&](int d) {
+        if (d > depth_held) {
+          session->truncate(depth_held);
+          model->forward_batch(*session, std::span<const std::int32_t>(depth_tokens).subspan(static_cast<std::size_t>(depth_held),
+                                                                                              static_cast<std::size_t>(d - depth_held)),
+                               depth_held, &depth_pool);
         }
-        const auto session = model->new_session(n);
-        std::uniform_int_distribution<int> tok(0, model->vocab_size() - 1);
+        session->truncate(d);
+        depth_held = d;  // a test writes positions from d on
+      };
+      auto add_test = [&](int n_prompt, int n_gen, int d) {
+        const int n = n_prompt + n_gen;
         std::vector<std::int32_t> tokens(static_cast<std::size_t>(n));
         for (auto& v : tokens) v = tok(rng);
         const bool batch = n_prompt > 0;
-        if (batch) run_once(*model, *session, tokens, true, &pool);  // warm-up
-        else run_once(*model, *session, {tokens[0]}, false, &pool);
-        Result r{fname, info, t, n_prompt, n_gen, now_iso(), {}};
-        for (int i = 0; i < o.reps; ++i) r.ns.push_back(run_once(*model, *session, tokens, batch, &pool));
+        if (o.warmup) {
+          to_depth(d);
+          if (batch) run_once(*model, *session, tokens, true, d, &pool);
+          else run_once(*model, *session, {tokens[0]}, false, d, &pool);
+        }
+        Result r{fname, info, t, n_prompt, n_gen, d, now_iso(), {}};
+        for (int i = 0; i < o.reps; ++i) {
+          to_depth(d);
+          r.ns.push_back(run_once(*model, *session, tokens, batch, d, &pool));
+        }
         if (md) {
           const auto ts = ts_of(r);
-          char test[32], size[32], params[32], tsb[64];
+          char test[48], size[32], params[32], tsb[64];
           std::snprintf(test, sizeof test, n_prompt > 0 ? "pp%d" : "tg%d", n_prompt > 0 ? n_prompt : n_gen);
+          if (d > 0) std::snprintf(test + std::strlen(test), sizeof test - std::strlen(test), " @ d%d", d);
           std::snprintf(size, sizeof size, "%.2f MiB", static_cast<double>(info.size) / (1024.0 * 1024.0));
           const double p = static_cast<double>(info.n_params);
           if (p >= 1e9) std::snprintf(params, sizeof params, "%.2f B", p / 1e9);
@@ -245,10 +295,12 @@ int run(const Options& o) {
         }
         results.push_back(std::move(r));
       };
-      for (int p : o.prompts)
-        if (p > 0) add_test(p, 0);
-      for (int g : o.gens)
-        if (g > 0) add_test(0, g);
+      for (int d : o.depths) {
+        for (int p : o.prompts)
+          if (p > 0) add_test(p, 0, d);
+        for (int g : o.gens)
+          if (g > 0) add_test(0, g, d);
+      }
     }
   }
   if (!md) {
@@ -269,13 +321,13 @@ int run(const Options& o) {
       j["n_batch"] = std::max(r.n_prompt, 1);
       j["n_ubatch"] = std::max(r.n_prompt, 1);
       j["n_threads"] = r.threads;
-      j["type_k"] = "f32";
-      j["type_v"] = "f32";
+      j["type_k"] = std::string(tinfer::kv_cache_type_name(o.type_k));
+      j["type_v"] = std::string(tinfer::kv_cache_type_name(o.type_v));
       const char* lm = std::getenv("TINFER_LOAD");
       j["load_mode"] = lm != nullptr && std::string_view(lm) == "mmap" ? "mmap" : "none";
       j["n_prompt"] = r.n_prompt;
       j["n_gen"] = r.n_gen;
-      j["n_depth"] = 0;
+      j["n_depth"] = r.n_depth;
       j["test_time"] = r.test_time;
       j["avg_ns"] = static_cast<std::uint64_t>(mean(r.ns));
       j["stddev_ns"] = static_cast<std::uint64_t>(stddev(r.ns));

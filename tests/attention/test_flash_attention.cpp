@@ -22,6 +22,13 @@ namespace {
 using tinfer::KVCache;
 using tinfer::KVCacheType;
 
+// Every kernel level (attn_kernels() clamps a level the machine lacks to the best it has).
+constexpr tinfer::kernels::Isa kIsas[] = {tinfer::kernels::Isa::Scalar, tinfer::kernels::Isa::Avx2, tinfer::kernels::Isa::Avx512};
+// Absolute tolerance on outputs of O(1) (values ~N(0,1), keys ~N(0,2)): f32 dot products of up to
+// 128 terms and sums over up to 1300 keys against a double reference, plus the SIMD exp's ~2e-7
+// relative error; an indexing or masking bug is off by O(0.1).
+constexpr double kTol = 2e-5;
+
 struct Shape {
   int n_heads, n_kv_heads, head_dim;
 };
@@ -110,15 +117,17 @@ TEST_P(FlashShapes, PromptMatchesNaiveReference) {
       std::vector<int> pos(static_cast<std::size_t>(T));
       for (int i = 0; i < T; ++i) pos[static_cast<std::size_t>(i)] = i;
       const auto want = naive(c, 1, q, pos, shape.n_heads, window);
-      for (auto isa : {tinfer::kernels::Isa::Scalar, tinfer::kernels::default_isa()}) {
+      for (auto isa : kIsas) {
+        std::vector<float> first;
         for (tinfer::ThreadPool* p : {static_cast<tinfer::ThreadPool*>(nullptr), &pool}) {
           std::vector<float> out(static_cast<std::size_t>(T) * static_cast<std::size_t>(qd), -7.0f);
           tinfer::AttentionJob job{&c, q.data(), qd, pos.data(), T, window, out.data(), qd};
           tinfer::attention(job, 1, shape.n_heads, p, tinfer::attn::attn_kernels(isa));
-          expect_close(out, want, 2e-5,
+          expect_close(out, want, kTol,
                        testing::Message() << "T=" << T << " window=" << window << " isa=" << tinfer::kernels::isa_name(isa)
-                                          << " threads=" << (p ? 3 : 1))
-              ;
+                                          << " threads=" << (p ? 3 : 1));
+          if (p == nullptr) first = out;
+          else EXPECT_EQ(first, out) << "thread count changed the result, T=" << T << " isa=" << tinfer::kernels::isa_name(isa);
         }
       }
     }
@@ -142,8 +151,16 @@ TEST_P(FlashShapes, DecodeLongCacheSplitsAndIsThreadIndependent) {
       tinfer::decode_attention(q.data(), c, 1, n_pos, shape.n_heads, one.data(), nullptr, window);
       tinfer::ThreadPool pool(4);
       tinfer::decode_attention(q.data(), c, 1, n_pos, shape.n_heads, many.data(), &pool, window);
-      expect_close(one, want, 2e-5, testing::Message() << "n_pos=" << n_pos << " window=" << window);
+      expect_close(one, want, kTol, testing::Message() << "n_pos=" << n_pos << " window=" << window);
       EXPECT_EQ(one, many) << "thread count changed the result, n_pos=" << n_pos;
+      // Every ISA's kernels, through the same one-row job decode_attention() builds.
+      const int pos = n_pos - 1;
+      for (auto isa : kIsas) {
+        std::vector<float> out(static_cast<std::size_t>(qd));
+        tinfer::AttentionJob job{&c, q.data(), qd, &pos, 1, window, out.data(), qd};
+        tinfer::attention(job, 1, shape.n_heads, &pool, tinfer::attn::attn_kernels(isa));
+        expect_close(out, want, kTol, testing::Message() << "n_pos=" << n_pos << " window=" << window << " isa=" << tinfer::kernels::isa_name(isa));
+      }
     }
   }
 }
@@ -159,7 +176,12 @@ INSTANTIATE_TEST_SUITE_P(
                       std::tuple{Shape{8, 1, 128}, KVCacheType::F16},
                       std::tuple{Shape{4, 2, 64}, KVCacheType::Q8_0},
                       std::tuple{Shape{16, 2, 32}, KVCacheType::Q8_0},
-                      std::tuple{Shape{8, 4, 8}, KVCacheType::Q8_0}));  // blocks span heads (stories260K)
+                      std::tuple{Shape{8, 4, 8}, KVCacheType::Q8_0},   // blocks span heads (stories260K)
+                      std::tuple{Shape{4, 2, 20}, KVCacheType::F32},   // head dim not a multiple of 8
+                      std::tuple{Shape{4, 2, 20}, KVCacheType::F16},
+                      std::tuple{Shape{12, 4, 32}, KVCacheType::F16},  // GQA 3: tiles of 63 queries
+                      std::tuple{Shape{32, 4, 64}, KVCacheType::F16},  // TinyLlama: GQA 8, head dim 64
+                      std::tuple{Shape{32, 4, 64}, KVCacheType::Q8_0}));
 
 // Several jobs (sessions) of different lengths in one call, as forward_multi() issues them.
 TEST(FlashAttention, SeveralJobsInOneCall) {
@@ -187,7 +209,7 @@ TEST(FlashAttention, SeveralJobsInOneCall) {
   }
   tinfer::ThreadPool pool(2);
   tinfer::attention(std::span<const tinfer::AttentionJob>(jobs), 1, s.n_heads, &pool);
-  for (std::size_t i = 0; i < lens.size(); ++i) expect_close(outs[i], naive(caches[i], 1, qs[i], pos[i], s.n_heads, 0), 2e-5, testing::Message() << "job " << i);
+  for (std::size_t i = 0; i < lens.size(); ++i) expect_close(outs[i], naive(caches[i], 1, qs[i], pos[i], s.n_heads, 0), kTol, testing::Message() << "job " << i);
 }
 
 // Sliding window on a ring cache: only capacity rows exist; position p lives in row p % capacity.
@@ -212,7 +234,7 @@ TEST(FlashAttention, SlidingWindowRingMatchesMaskedReference) {
       const auto q = random_vec(static_cast<std::size_t>(qd), rng);
       std::vector<float> out(static_cast<std::size_t>(qd));
       tinfer::decode_attention(q.data(), ring, 0, p + 1, s.n_heads, out.data(), nullptr, window);
-      expect_close(out, naive(full, 0, q, {p}, s.n_heads, window), 2e-5, testing::Message() << "pos " << p);
+      expect_close(out, naive(full, 0, q, {p}, s.n_heads, window), kTol, testing::Message() << "pos " << p);
     }
     EXPECT_EQ(ring.oldest_position(), T - cap);
     // Rows of a batch within one ring pass (positions T-8..T-1 attend to windows all still held).
@@ -222,7 +244,7 @@ TEST(FlashAttention, SlidingWindowRingMatchesMaskedReference) {
     std::vector<float> out(q.size());
     tinfer::AttentionJob job{&ring, q.data(), qd, pos.data(), static_cast<int>(pos.size()), window, out.data(), qd};
     tinfer::attention(job, 0, s.n_heads, nullptr);
-    expect_close(out, naive(full, 0, q, pos, s.n_heads, window), 2e-5, testing::Message() << "ring batch");
+    expect_close(out, naive(full, 0, q, pos, s.n_heads, window), kTol, testing::Message() << "ring batch");
   }
 }
 
@@ -255,6 +277,40 @@ TEST(KVCache, TypesRoundTripAndSizes) {
   EXPECT_THROW(KVCache(1, 8, 1, 48, KVCacheType::Q8_0, KVCacheType::F32), tinfer::UnsupportedError);
   EXPECT_EQ(tinfer::parse_kv_cache_type("q8_0"), KVCacheType::Q8_0);
   EXPECT_THROW(tinfer::parse_kv_cache_type("q4_0"), tinfer::InvalidArgument);
+}
+
+}  // namespace
+
+namespace {
+
+// The pair-layout kernels (16-lane decode tiles) against their scalar twins on one block:
+// 8 queries x 61 keys (a tail after the 8-key register tile), head dim 64 and 6 (a tail after
+// the 8-pair tile). Sums of up to 64 products of N(0,1) values in a different order: 1e-5
+// relative to the sum of |products| bounds the float rounding difference.
+TEST(AttentionKernels, PairKernelsMatchScalarTwins) {
+  const auto& k = tinfer::attn::attn_kernels(tinfer::kernels::Isa::Avx512);
+  if (k.scores_pair == nullptr) GTEST_SKIP() << "no 16-lane kernels on this machine";
+  std::mt19937 rng(8);
+  for (int hd : {64, 6}) {
+    const int n = 61;
+    const std::int64_t ks = hd + 3;  // rows wider than the head, as in a cache row
+    const auto K = random_vec(static_cast<std::size_t>(n * ks), rng), Q2 = random_vec(static_cast<std::size_t>(hd * 8), rng);
+    std::vector<float> s_simd(static_cast<std::size_t>(n * 16)), s_ref(s_simd.size());
+    k.scores_pair(K.data(), ks, n, Q2.data(), hd, s_simd.data());
+    tinfer::attn::scalar::scores_pair(K.data(), ks, n, Q2.data(), hd, s_ref.data());
+    for (std::size_t i = 0; i < s_ref.size(); ++i) {
+      EXPECT_NEAR(s_simd[i], s_ref[i], 1e-5 * (std::fabs(s_ref[i]) + hd)) << "score " << i << " hd " << hd;
+    }
+    for (int t = 0; t < n; ++t) {
+      for (int j = 0; j < 8; ++j) EXPECT_EQ(s_simd[static_cast<std::size_t>(t * 16 + 2 * j)], s_simd[static_cast<std::size_t>(t * 16 + 2 * j + 1)]);
+    }
+    const auto P2 = random_vec(static_cast<std::size_t>(n * 16), rng);
+    auto o_simd = random_vec(static_cast<std::size_t>(hd * 8), rng);
+    auto o_ref = o_simd;
+    k.accumulate_pair(K.data(), ks, n, P2.data(), hd, o_simd.data());
+    tinfer::attn::scalar::accumulate_pair(K.data(), ks, n, P2.data(), hd, o_ref.data());
+    for (std::size_t i = 0; i < o_ref.size(); ++i) EXPECT_NEAR(o_simd[i], o_ref[i], 1e-5 * (std::fabs(o_ref[i]) + n)) << "acc " << i;
+  }
 }
 
 }  // namespace

@@ -277,6 +277,17 @@ TEST(SessionOps, SlidingWindowSessionBatchEqualsSequential) {
   EXPECT_THROW(b->truncate(100), tinfer::InvalidArgument);
   b->truncate(290);  // the window before 290 is still in the ring
   EXPECT_EQ(b->n_past(), 290);
+  // Rewinding to the start needs nothing the ring lost: truncate(0), then the same tokens again
+  // give the first run's logits (the ring rows are overwritten in order).
+  b->truncate(0);
+  EXPECT_EQ(b->n_past(), 0);
+  const auto again = m->forward_batch(*b, toks, 0, nullptr, true);
+  ASSERT_EQ(again.size(), seq.size());
+  for (std::size_t i = 0; i < seq.size(); ++i) ASSERT_NEAR(again[i], seq[i], 1e-4f) << i;
+  // Feeding position 0 into a wrapped ring restarts the sequence without an explicit truncate.
+  const auto first = m->forward(*a, toks[0], 0);
+  EXPECT_EQ(a->n_past(), 1);
+  for (std::size_t i = 0; i < first.size(); ++i) ASSERT_NEAR(first[i], seq[i], 1e-4f) << i;
 }
 
 // Perplexity of stories260K over story text with each cache type: F16 and Q8_0 within 0.5% of

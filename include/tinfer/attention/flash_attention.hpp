@@ -55,10 +55,12 @@ struct Item {
 
 inline int row_lo(const AttentionJob& j, int r) { return j.window > 0 ? std::max(0, j.pos[r] - j.window + 1) : 0; }
 
-/// Per-thread scratch of one item.
+/// Per-thread scratch of one item (layouts: attention_kernels.hpp).
 struct TileScratch {
-  std::vector<float> q, m, l, acc, s;
+  std::vector<float> qt, ot, st, m, l, lo, hi, kf, vf;
 };
+
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 /// Computes one item. Writes normalized results into the job's out, or (partial >= 0) the
 /// running max, denominator and unnormalized sum of each (row, head) into `partials`
@@ -68,74 +70,93 @@ inline void run_item(const AttentionJob& j, const Item& it, int layer, int n_hea
   const KVCache& c = *j.cache;
   const int hd = c.head_dim();
   const int group = n_heads / c.n_kv_heads();
-  const int nq = (it.r1 - it.r0) * group;
+  const int nq = (it.r1 - it.r0) * group;  // query j = (row - r0) * group + g
+  // Tiles of up to 8 queries (decode) use the pair layout where the ISA has it (16 lanes).
+  const bool pair = k.scores_pair != nullptr && nq <= 8 && hd % 2 == 0;
+  const int ld = pair ? 16 : round_up(nq, kLanePad);
+  const int nl = pair ? 16 : round_up(nq, 8);
+  const int rows = pair ? hd / 2 : hd;  // rows of Qt / Ot
+  // Where element d of query j lives in Qt / Ot, and the lane holding its softmax state.
+  auto slot = [&](int j2, int d) -> std::size_t {
+    return pair ? static_cast<std::size_t>(d / 2) * 16 + 2 * j2 + (d & 1) : static_cast<std::size_t>(d) * ld + j2;
+  };
+  auto lane = [&](int j2) -> std::size_t { return static_cast<std::size_t>(pair ? 2 * j2 : j2); };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  ts.q.resize(static_cast<std::size_t>(nq) * hd);
-  ts.acc.assign(static_cast<std::size_t>(nq) * hd, 0.0f);
-  ts.m.assign(static_cast<std::size_t>(nq), -std::numeric_limits<float>::infinity());
-  ts.l.assign(static_cast<std::size_t>(nq), 0.0f);
-  ts.s.resize(kKeyBlock);
+  ts.qt.assign(static_cast<std::size_t>(hd) * ld, 0.0f);
+  ts.ot.assign(static_cast<std::size_t>(hd) * ld, 0.0f);
+  ts.st.resize(static_cast<std::size_t>(kKeyBlock) * ld);
+  ts.m.assign(static_cast<std::size_t>(ld), -std::numeric_limits<float>::infinity());
+  ts.l.assign(static_cast<std::size_t>(ld), 0.0f);
+  // Padded lanes see no key (lo > hi).
+  ts.lo.assign(static_cast<std::size_t>(ld), std::numeric_limits<float>::max());
+  ts.hi.assign(static_cast<std::size_t>(ld), -1.0f);
   int lo = std::numeric_limits<int>::max(), hi = -1;
   for (int r = it.r0; r < it.r1; ++r) {
+    const int rlo = std::max(row_lo(j, r), it.k0), rhi = std::min(j.pos[r], it.k1 - 1);
     for (int g = 0; g < group; ++g) {
+      const int qj = (r - it.r0) * group + g;
       const float* src = j.q + r * j.ldq + static_cast<std::int64_t>(it.kv_head * group + g) * hd;
-      float* dst = ts.q.data() + static_cast<std::int64_t>((r - it.r0) * group + g) * hd;
-      for (int d = 0; d < hd; ++d) dst[d] = src[d] * scale;
-    }
-    lo = std::min(lo, row_lo(j, r));
-    hi = std::max(hi, j.pos[r]);
-  }
-  lo = std::max(lo, it.k0);
-  hi = std::min(hi, it.k1 - 1);
-  const int ti = static_cast<int>(c.type_k()), tv = static_cast<int>(c.type_v());
-  const std::int64_t ks = c.key_row_bytes(), vs = c.value_row_bytes();
-  const std::int64_t off = static_cast<std::int64_t>(it.kv_head) * hd;
-  for (int b0 = lo; b0 <= hi;) {
-    int b1 = std::min(b0 + kKeyBlock, hi + 1);
-    if (c.ring()) b1 = std::min(b1, (b0 / c.capacity() + 1) * c.capacity());  // a block never wraps
-    for (int r = it.r0; r < it.r1; ++r) {
-      const int t0 = std::max(b0, row_lo(j, r)), t1 = std::min(b1, j.pos[r] + 1);
-      if (t0 >= t1) continue;
-      const int n = t1 - t0;
-      const std::uint8_t* kb = c.key_row(layer, c.row_of(t0));
-      const std::uint8_t* vb = c.value_row(layer, c.row_of(t0));
-      for (int g = 0; g < group; ++g) {
-        const int qi = (r - it.r0) * group + g;
-        float* s = ts.s.data();
-        k.dot_keys[ti](ts.q.data() + static_cast<std::int64_t>(qi) * hd, kb, ks, off, hd, n, s);
-        float mx = s[0];
-        for (int t = 1; t < n; ++t) mx = std::max(mx, s[t]);
-        const float m_old = ts.m[static_cast<std::size_t>(qi)];
-        const float m_new = std::max(m_old, mx);
-        float* acc = ts.acc.data() + static_cast<std::int64_t>(qi) * hd;
-        if (m_new > m_old && m_old != -std::numeric_limits<float>::infinity()) {
-          const float corr = std::exp(m_old - m_new);
-          ts.l[static_cast<std::size_t>(qi)] *= corr;
-          for (int d = 0; d < hd; ++d) acc[d] *= corr;
-        }
-        ts.m[static_cast<std::size_t>(qi)] = m_new;
-        ts.l[static_cast<std::size_t>(qi)] += k.exp_sum(s, n, m_new);
-        k.acc_values[tv](s, vb, vs, off, hd, n, acc);
+      for (int d = 0; d < hd; ++d) ts.qt[slot(qj, d)] = src[d] * scale;
+      for (int h = 0; h <= (pair ? 1 : 0); ++h) {
+        ts.lo[lane(qj) + h] = static_cast<float>(rlo);
+        ts.hi[lane(qj) + h] = static_cast<float>(rhi);
       }
     }
+    lo = std::min(lo, rlo);
+    hi = std::max(hi, rhi);
+  }
+  const int ti = static_cast<int>(c.type_k()), tv = static_cast<int>(c.type_v());
+  const std::int64_t kbytes = c.key_row_bytes(), vbytes = c.value_row_bytes();
+  const std::int64_t off = static_cast<std::int64_t>(it.kv_head) * hd;
+  if (c.type_k() != KVCacheType::F32) ts.kf.resize(static_cast<std::size_t>(kKeyBlock) * hd);
+  if (c.type_v() != KVCacheType::F32) ts.vf.resize(static_cast<std::size_t>(kKeyBlock) * hd);
+  for (int b0 = lo; b0 <= hi;) {
+    // Blocks aligned to absolute multiples of kKeyBlock; a block never wraps around a ring.
+    int b1 = std::min((b0 / kKeyBlock + 1) * kKeyBlock, hi + 1);
+    if (c.ring()) b1 = std::min(b1, (b0 / c.capacity() + 1) * c.capacity());
+    const int n = b1 - b0;
+    const std::uint8_t* kb = c.key_row(layer, c.row_of(b0));
+    const std::uint8_t* vb = c.value_row(layer, c.row_of(b0));
+    const float* K;
+    const float* V;
+    std::int64_t ks = hd, vs = hd;
+    if (c.type_k() == KVCacheType::F32) {
+      K = reinterpret_cast<const float*>(kb) + off;
+      ks = kbytes / 4;
+    } else {
+      k.convert[ti](kb, kbytes, off, hd, n, ts.kf.data());
+      K = ts.kf.data();
+    }
+    if (c.type_v() == KVCacheType::F32) {
+      V = reinterpret_cast<const float*>(vb) + off;
+      vs = vbytes / 4;
+    } else {
+      k.convert[tv](vb, vbytes, off, hd, n, ts.vf.data());
+      V = ts.vf.data();
+    }
+    if (pair) k.scores_pair(K, ks, n, ts.qt.data(), hd, ts.st.data());
+    else k.scores(K, ks, n, ts.qt.data(), ld, nl, hd, ts.st.data());
+    k.softmax(ts.st.data(), ld, nl, n, static_cast<float>(b0), ts.lo.data(), ts.hi.data(), ts.m.data(), ts.l.data(), ts.ot.data(), rows);
+    if (pair) k.accumulate_pair(V, vs, n, ts.st.data(), hd, ts.ot.data());
+    else k.accumulate(V, vs, n, ts.st.data(), ld, nl, hd, ts.ot.data());
     b0 = b1;
   }
   for (int r = it.r0; r < it.r1; ++r) {
     for (int g = 0; g < group; ++g) {
-      const int qi = (r - it.r0) * group + g;
+      const int qj = (r - it.r0) * group + g;
       const int h = it.kv_head * group + g;
-      const float* acc = ts.acc.data() + static_cast<std::int64_t>(qi) * hd;
+      const float* ot = ts.ot.data();
       if (it.partial >= 0) {
         // Slot layout: [row-in-job][head] of (m, l, acc[hd]) for this item's key range.
         float* p = partials + (it.partial + static_cast<std::int64_t>(r - it.r0) * n_heads + h) * (hd + 2);
-        p[0] = ts.m[static_cast<std::size_t>(qi)];
-        p[1] = ts.l[static_cast<std::size_t>(qi)];
-        std::copy_n(acc, hd, p + 2);
+        p[0] = ts.m[lane(qj)];
+        p[1] = ts.l[lane(qj)];
+        for (int d = 0; d < hd; ++d) p[2 + d] = ot[slot(qj, d)];
       } else {
         float* o = j.out + r * j.ldo + static_cast<std::int64_t>(h) * hd;
-        const float l = ts.l[static_cast<std::size_t>(qi)];
+        const float l = ts.l[lane(qj)];
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int d = 0; d < hd; ++d) o[d] = acc[d] * inv;
+        for (int d = 0; d < hd; ++d) o[d] = ot[slot(qj, d)] * inv;
       }
     }
   }
@@ -180,8 +201,10 @@ inline void attention(std::span<const AttentionJob> jobs, int layer, int n_heads
       const int c0 = lo / attn::kKeySplit, c1 = hi / attn::kKeySplit;
       const int n_chunks = c1 - c0 + 1;
       splits.push_back({ji, n_chunks, c0, n_partials});
-      for (int h = 0; h < n_kv; ++h) {
-        for (int c = 0; c < n_chunks; ++c) {
+      // Chunk-major: the KV heads of one key range run back to back, so the range's rows (all
+      // heads interleaved in each row) are fetched from memory once and then hit in cache.
+      for (int c = 0; c < n_chunks; ++c) {
+        for (int h = 0; h < n_kv; ++h) {
           attn::Item it{ji, h, 0, j.n_rows, (c0 + c) * attn::kKeySplit, (c0 + c + 1) * attn::kKeySplit,
                         n_partials + static_cast<std::int64_t>(c) * j.n_rows * n_heads};
           items.push_back(it);

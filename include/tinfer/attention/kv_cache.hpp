@@ -180,6 +180,17 @@ class KVCache {
   /// The oldest position whose row still holds it, given n_past (0 for a linear cache).
   int oldest_position() const noexcept { return ring_ ? std::max(0, n_past_ - capacity_) : 0; }
 
+  /// Whether a query at position `pos`, attending to [pos - window + 1, pos] (window 0: all of
+  /// [0, pos]), finds the positions before `first_new` (the first position a pass writes anew)
+  /// still in the cache. Always true for a linear cache; a ring fails once those rows were
+  /// overwritten. An empty range (pos 0, a restart) is always held.
+  bool holds_window_before(int pos, int first_new, int window) const noexcept {
+    if (!ring_) return true;
+    const int lo = window > 0 ? std::max(0, pos - window + 1) : 0;
+    const int hi = std::min(pos, first_new);  // needed from the cache: [lo, hi)
+    return lo >= hi || lo >= oldest_position();
+  }
+
   /// Raw rows: the keys / values of `layer` at row `row` (row_of(pos) for a position).
   std::uint8_t* key_row(int layer, int row) noexcept { return keys_.data() + offset(layer, row) * k_row_; }
   const std::uint8_t* key_row(int layer, int row) const noexcept { return keys_.data() + offset(layer, row) * k_row_; }
@@ -205,7 +216,7 @@ class KVCache {
   void truncate(int n, int window = 0) {
     if (n < 0) throw InvalidArgument(detail::str_cat("cannot truncate the KV cache to a negative length ", n));
     if (n >= n_past_) return;
-    if (ring_ && std::max(0, n - window + 1) < oldest_position()) {
+    if (!holds_window_before(n, n, window)) {
       throw InvalidArgument(detail::str_cat("cannot truncate the sliding-window cache to ", n, " positions: it only holds positions ",
                                             oldest_position(), "..", n_past_ - 1, " and the window before position ", n,
                                             " was overwritten"));

@@ -246,6 +246,17 @@ class Gpt2Model {
     int pos = 0;
   };
 
+  /// The first position this call writes for r's session (the smallest of its rows): a ring
+  /// cache must still hold the window before it.
+  static int first_new(std::span<const Row> rows, const Row& r) {
+    int p = r.pos;
+    if (!r.s->cache_.ring()) return p;
+    for (const Row& o : rows) {
+      if (o.s == r.s) p = std::min(p, o.pos);
+    }
+    return p;
+  }
+
   void validate_rows(std::span<const Row> rows, const char* what) const {
     for (const Row& r : rows) {
       if (r.token < 0 || r.token >= config_.vocab_size) {
@@ -256,7 +267,7 @@ class Gpt2Model {
                                               " tokens; use a larger context or a shorter input"));
       }
       const KVCache& c = r.s->cache_;
-      if (c.ring() && std::max(0, r.pos - r.s->window_ + 1) < c.oldest_position()) {
+      if (!c.holds_window_before(r.pos, first_new(rows, r), r.s->window_)) {
         throw InvalidArgument(detail::str_cat(what, ": position ", r.pos, " needs positions the sliding-window cache no longer holds (it holds ",
                                               c.oldest_position(), "..", c.n_past() - 1, ")"));
       }
