@@ -5,12 +5,15 @@
 // O(T^2), for prompt processing and decode alike.
 //
 // Grouped-query attention: the query heads sharing a KV head are one tile with the query rows, so
-// each cached key and value is read once per tile and never duplicated.
+// each cached key and value is read (and, for F16 / Q8_0, converted) once per tile and never
+// duplicated. The tile's queries sit in SIMD lanes (attention_kernels.hpp); key blocks are
+// aligned to absolute multiples of kKeyBlock.
 //
 // Work is split into items: (job, KV head, tile of query rows), and, for jobs of few rows over a
 // long cache (decode), also key ranges of kKeySplit positions whose partial results are merged in
-// a fixed order afterwards. Items depend only on the inputs, each is computed by one thread, so
-// the result does not depend on the thread count.
+// a fixed order afterwards (range-major, so the KV heads of one range, interleaved in each cache
+// row, run back to back while the rows are in cache). Items depend only on the inputs, each is
+// computed by one thread, so the result does not depend on the thread count.
 #pragma once
 
 #include <algorithm>
