@@ -8,6 +8,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <immintrin.h>
@@ -68,6 +69,8 @@ TINFER_TARGET_AVX2 inline void dot_tile(const WeightView& w, const float* x, std
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      // Prefetch the next tile of rows (see avx512/dot_rows.hpp).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
       const __m256 w0 = load8(row[m] + i), w1 = load8(row[m] + i + 8);
       _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
         lo[m][j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * ldx + i), lo[m][j]);

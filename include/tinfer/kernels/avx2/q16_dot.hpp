@@ -74,6 +74,9 @@ TQ16A_TARGET inline void tile(const WeightView& w, const std::byte* xq, std::siz
     _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xa[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(i) * sizeof(A);
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
       const std::byte* b = w.row(r + m) + i * bs;
+      // The same place in the next tile of rows: RM short interleaved streams defeat the
+      // hardware prefetcher (one row at a time is a single sequential stream).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(b) + RM * w.row_bytes, _MM_HINT_T0);
       if constexpr (T == DType::Q8_0 || T == DType::Q4_0) {
         __m256i w0, w1;
         if constexpr (T == DType::Q8_0) {

@@ -15,6 +15,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <immintrin.h>
@@ -92,8 +93,11 @@ TQ16_TARGET inline __m512i unpack32(const std::byte* b) noexcept {
   if constexpr (T == DType::Q8_0) {
     return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + offsetof(B, qs))));
   } else {
-    const __m256i z = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + offsetof(B, qs))));
-    const __m512i n = _mm512_inserti64x4(_mm512_castsi256_si512(z), _mm256_srli_epi16(z, 4), 1);
+    // The 16 bytes twice, widened: words 0..15 and 16..31 both hold qs[0..15]; shifting the
+    // upper half by 4 gives the high nibbles (values 16..31) in place.
+    const __m256i q2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + offsetof(B, qs))));
+    const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i n = _mm512_srlv_epi16(_mm512_cvtepu8_epi16(q2), sh);
     return _mm512_sub_epi16(_mm512_and_si512(n, _mm512_set1_epi16(0x0F)), _mm512_set1_epi16(8));
   }
 }
@@ -107,6 +111,7 @@ TQ16_TARGET inline void tile32(const WeightView& w, const std::byte* xq, std::si
   constexpr std::int64_t bs = static_cast<std::int64_t>(sizeof(B));
   const std::byte* row[RM];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = w.row(r + m);
+  const std::int64_t pf = RM * static_cast<std::int64_t>(w.row_bytes);
   __m512 acc[RM][NX];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
   for (std::int64_t i = 0; i < nb; ++i) {
@@ -114,6 +119,9 @@ TQ16_TARGET inline void tile32(const WeightView& w, const std::byte* xq, std::si
     __m512 dw[RM];
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
       const std::byte* b = row[m] + i * bs;
+      // The same place in the next tile of rows: RM short interleaved streams defeat the
+      // hardware prefetcher (rows are contiguous, one row at a time is a single stream).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(b) + pf, _MM_HINT_T0);
       wq[m] = unpack32<T>(b);
       std::uint16_t dh;
       std::memcpy(&dh, b, 2);
@@ -137,7 +145,8 @@ TQ16_TARGET void rows32(const WeightView& w, const std::byte* xq, std::size_t xs
                         std::int64_t r0, std::int64_t r1) noexcept {
   const std::int64_t nb = w.cols / quant::kQK;
   std::int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) tile32<T, 4, NX>(w, xq, xs, nb, y, ldy, r);
+  constexpr int RM = 4;
+  for (; r + RM <= r1; r += RM) tile32<T, RM, NX>(w, xq, xs, nb, y, ldy, r);
   for (; r < r1; ++r) tile32<T, 1, NX>(w, xq, xs, nb, y, ldy, r);
 }
 
