@@ -94,40 +94,38 @@ inline std::int8_t q8_round(float v) noexcept {
 }
 }  // namespace detail
 
-/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 32. `y` may be misaligned
-/// (every block is built in a local and copied with memcpy).
+/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 32.
 inline void quantize_q8x32(const float* x, quant::block_q8x32* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
-    quant::block_q8x32 o;
+    quant::block_q8x32 blk{};  // built locally: y may be misaligned (blocks are read with loadu)
     float d, id;
     detail::q8_scale(x, quant::kQK, d, id);
     int sum = 0;
     for (int j = 0; j < quant::kQK; ++j) {
-      o.qs[j] = detail::q8_round(x[j] * id);
-      sum += o.qs[j];
+      blk.qs[j] = detail::q8_round(x[j] * id);
+      sum += blk.qs[j];
     }
-    o.d = d;
-    o.isum = static_cast<std::int16_t>(sum);
-    o.pad = 0;
-    o.s = d * static_cast<float>(sum);
-    std::memcpy(reinterpret_cast<std::byte*>(y) + b * static_cast<std::int64_t>(sizeof(o)), &o, sizeof(o));
+    blk.d = d;
+    blk.isum = static_cast<std::int16_t>(sum);
+    blk.s = d * static_cast<float>(sum);
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
-/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks (`y` may be misaligned).
+/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks.
 inline void quantize_q8xK(const float* x, quant::block_q8xK* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
-    quant::block_q8xK o;
+    quant::block_q8xK blk{};  // built locally: y may be misaligned
     float d, id;
     detail::q8_scale(x, quant::kQK_K, d, id);
-    for (int j = 0; j < quant::kQK_K; ++j) o.qs[j] = detail::q8_round(x[j] * id);
+    for (int j = 0; j < quant::kQK_K; ++j) blk.qs[j] = detail::q8_round(x[j] * id);
     for (int g = 0; g < quant::kQK_K / 16; ++g) {
       int s = 0;
-      for (int j = 0; j < 16; ++j) s += o.qs[16 * g + j];
-      o.bsums[g] = static_cast<std::int16_t>(s);
+      for (int j = 0; j < 16; ++j) s += blk.qs[16 * g + j];
+      blk.bsums[g] = static_cast<std::int16_t>(s);
     }
-    o.d = d;
-    std::memcpy(reinterpret_cast<std::byte*>(y) + b * static_cast<std::int64_t>(sizeof(o)), &o, sizeof(o));
+    blk.d = d;
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
@@ -149,32 +147,30 @@ inline void q16_block(const float* x, int n, float& d, std::int16_t* q) noexcept
 }
 }  // namespace detail
 
-/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 16-bit activations (`y` may be
-/// misaligned: blocks are built in a local and stored with memcpy).
+/// Quantizes n floats (a multiple of 32) into n / 32 blocks of 16-bit activations.
 inline void quantize_q16x32(const float* x, quant::block_q16x32* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
-    quant::block_q16x32 o{};
-    detail::q16_block(x, quant::kQK, o.d, o.qs);
-    std::memcpy(reinterpret_cast<std::byte*>(y) + b * static_cast<std::int64_t>(sizeof(o)), &o, sizeof(o));
+    quant::block_q16x32 blk{};  // built locally: y may be misaligned
+    detail::q16_block(x, quant::kQK, blk.d, blk.qs);
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
-/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks of 16-bit activations
-/// (`y` may be misaligned).
+/// Quantizes n floats (a multiple of 256) into n / 256 super-blocks of 16-bit activations.
 inline void quantize_q16xK(const float* x, quant::block_q16xK* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
-    quant::block_q16xK o{};
-    detail::q16_block(x, quant::kQK_K, o.d, o.qs);
+    quant::block_q16xK blk{};  // built locally: y may be misaligned
+    detail::q16_block(x, quant::kQK_K, blk.d, blk.qs);
     for (int g = 0; g < quant::kQK_K / 32; ++g) {
       int s = 0;
-      for (int j = 0; j < 32; ++j) s += o.qs[32 * g + j];
-      o.bsums[g] = s;
+      for (int j = 0; j < 32; ++j) s += blk.qs[32 * g + j];
+      blk.bsums[g] = s;
     }
-    std::memcpy(reinterpret_cast<std::byte*>(y) + b * static_cast<std::int64_t>(sizeof(o)), &o, sizeof(o));
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
-/// Quantizes n activations into `dst` (activation_bytes(f, n) bytes, any alignment).
+/// Quantizes n activations into `dst` (activation_bytes(f, n) bytes, aligned for float).
 inline void quantize_activations(ActFormat f, const float* x, std::int64_t n, void* dst) noexcept {
   if (f == ActFormat::Q8_32) quantize_q8x32(x, static_cast<quant::block_q8x32*>(dst), n);
   else if (f == ActFormat::Q8_K) quantize_q8xK(x, static_cast<quant::block_q8xK*>(dst), n);
