@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "test_assets.hpp"
+#include "tinfer/io/gguf_reader.hpp"
 #include "tinfer/kernels/dispatch.hpp"
 
 namespace {
@@ -325,6 +327,38 @@ TEST(Matmul, EqualsMatvecPerRow) {
         }
       }
     }
+  }
+}
+
+// Every matrix of the quantized and half-precision reference models: matmul over 5 activation
+// rows (tiles of 4 and 1) and matvec give the scalar table's result bit for bit on every ISA,
+// in the default (Q16) mode.
+TEST(Matmul, ReferenceModelTensorsBitIdenticalAcrossIsas) {
+  for (const char* name : {"tiny-llama-Q8_0.gguf", "tiny-llama-Q4_K.gguf", "tiny-gpt2-Q6_K.gguf", "tiny-gpt2-Q4_0.gguf",
+                           "tiny-gpt2-F16.gguf", "tiny-llama-Q4_0.gguf", "tiny-llama-BF16.gguf", "tiny-llama-f32.gguf"}) {
+    const auto path = tinfer::testing::assets_dir() / "gguf" / name;
+    TINFER_REQUIRE_FILE(path);
+    const auto f = tinfer::io::GgufFile::open(path.string());
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0, 1);
+    int checked = 0;
+    for (const auto& t : f.tensors()) {
+      if (t.dims.size() != 2) continue;
+      const auto w = tinfer::WeightView::dense(t.type, f.tensor_data(t).data(), t.n_rows(), t.row_length());
+      std::vector<float> x(static_cast<std::size_t>(w.cols * 5));
+      for (auto& v : x) v = nd(rng);
+      const auto sz = static_cast<std::size_t>(w.rows * 5);
+      std::vector<float> ys(sz), ya(sz);
+      k::matmul(w, x.data(), 5, w.cols, ys.data(), w.rows, nullptr, k::kernel_table(k::Isa::Scalar, k::Activations::Q16));
+      for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512}) {
+        k::matmul(w, x.data(), 5, w.cols, ya.data(), w.rows, nullptr, k::kernel_table(isa, k::Activations::Q16));
+        ASSERT_EQ(std::memcmp(ys.data(), ya.data(), sz * sizeof(float)), 0) << name << " " << t.name << " isa " << k::isa_name(isa);
+        k::matvec(w, x.data(), ya.data(), nullptr, k::kernel_table(isa, k::Activations::Q16));
+        ASSERT_EQ(std::memcmp(ys.data(), ya.data(), static_cast<std::size_t>(w.rows) * sizeof(float)), 0) << name << " " << t.name;
+      }
+      ++checked;
+    }
+    EXPECT_GT(checked, 0) << name;
   }
 }
 
