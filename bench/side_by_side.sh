@@ -4,7 +4,7 @@
 # load hits both alike (bench/compare_llama_bench.py does the runs and the join), then a
 # markdown table with both tok/s, the ratio tinfer / llama.cpp, and for decode (tg) each tool's
 # share of the memory-bandwidth bound: (bytes of weights read per token) / (read bandwidth
-# measured by bench_bandwidth, anonymous huge-page memory, same thread count).
+# measured by bench/bench_bandwidth.cpp, anonymous huge-page memory, same thread count).
 #
 # usage: bench/side_by_side.sh LLAMA_BIN_DIR MODELS_DIR [THREADS]
 #   LLAMA_BIN_DIR  folder with llama-bench (e.g. /work/peers/llama.cpp/build/bin)
@@ -14,8 +14,8 @@
 # (repetitions per test, default 3), BUILD (tinfer build folder, default ./build next to this
 # script's repository), MODELS (space-separated file names to override the list), OUT (folder
 # for the JSON and the table, default a new temporary folder).
-# Needs: BUILD/examples/tinfer-bench and BUILD/bench/bench_bandwidth
-#   (cmake --build build --target tinfer-bench bench_bandwidth).
+# Needs: BUILD/examples/tinfer-bench and BUILD/bench/tinfer_bench (the Google Benchmark binary
+#   with bench_bandwidth.cpp; BW_BIN overrides): cmake --build build --target tinfer-bench tinfer_bench
 # Time on the 2-core machine with the defaults: about 12 minutes (most of it the F16 and Q8_0
 # TinyLlama rows at 1 thread).
 set -euo pipefail
@@ -38,7 +38,7 @@ OUT=${OUT:-$(mktemp -d /tmp/side_by_side.XXXXXX)}
 mkdir -p "$OUT"
 
 TB=$BUILD/examples/tinfer-bench
-BW=$BUILD/bench/bench_bandwidth
+BW=${BW_BIN:-$BUILD/bench/tinfer_bench}
 LB=$LLAMA_BIN/llama-bench
 for f in "$TB" "$BW" "$LB"; do
   [[ -x $f ]] || { echo "error: $f not found or not executable" >&2; exit 1; }
