@@ -97,32 +97,35 @@ inline std::int8_t q8_round(float v) noexcept {
 /// Quantizes n floats (a multiple of 32) into n / 32 blocks of 32.
 inline void quantize_q8x32(const float* x, quant::block_q8x32* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
+    quant::block_q8x32 blk{};  // built locally: y may be misaligned (blocks are read with loadu)
     float d, id;
     detail::q8_scale(x, quant::kQK, d, id);
     int sum = 0;
     for (int j = 0; j < quant::kQK; ++j) {
-      y[b].qs[j] = detail::q8_round(x[j] * id);
-      sum += y[b].qs[j];
+      blk.qs[j] = detail::q8_round(x[j] * id);
+      sum += blk.qs[j];
     }
-    y[b].d = d;
-    y[b].isum = static_cast<std::int16_t>(sum);
-    y[b].pad = 0;
-    y[b].s = d * static_cast<float>(sum);
+    blk.d = d;
+    blk.isum = static_cast<std::int16_t>(sum);
+    blk.s = d * static_cast<float>(sum);
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
 /// Quantizes n floats (a multiple of 256) into n / 256 super-blocks.
 inline void quantize_q8xK(const float* x, quant::block_q8xK* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
+    quant::block_q8xK blk{};  // built locally: y may be misaligned
     float d, id;
     detail::q8_scale(x, quant::kQK_K, d, id);
-    for (int j = 0; j < quant::kQK_K; ++j) y[b].qs[j] = detail::q8_round(x[j] * id);
+    for (int j = 0; j < quant::kQK_K; ++j) blk.qs[j] = detail::q8_round(x[j] * id);
     for (int g = 0; g < quant::kQK_K / 16; ++g) {
       int s = 0;
-      for (int j = 0; j < 16; ++j) s += y[b].qs[16 * g + j];
-      y[b].bsums[g] = static_cast<std::int16_t>(s);
+      for (int j = 0; j < 16; ++j) s += blk.qs[16 * g + j];
+      blk.bsums[g] = static_cast<std::int16_t>(s);
     }
-    y[b].d = d;
+    blk.d = d;
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
@@ -147,21 +150,23 @@ inline void q16_block(const float* x, int n, float& d, std::int16_t* q) noexcept
 /// Quantizes n floats (a multiple of 32) into n / 32 blocks of 16-bit activations.
 inline void quantize_q16x32(const float* x, quant::block_q16x32* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
-    y[b] = {};
-    detail::q16_block(x, quant::kQK, y[b].d, y[b].qs);
+    quant::block_q16x32 blk{};  // built locally: y may be misaligned
+    detail::q16_block(x, quant::kQK, blk.d, blk.qs);
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
 /// Quantizes n floats (a multiple of 256) into n / 256 super-blocks of 16-bit activations.
 inline void quantize_q16xK(const float* x, quant::block_q16xK* y, std::int64_t n) noexcept {
   for (std::int64_t b = 0; b < n / quant::kQK_K; ++b, x += quant::kQK_K) {
-    y[b] = {};
-    detail::q16_block(x, quant::kQK_K, y[b].d, y[b].qs);
+    quant::block_q16xK blk{};  // built locally: y may be misaligned
+    detail::q16_block(x, quant::kQK_K, blk.d, blk.qs);
     for (int g = 0; g < quant::kQK_K / 32; ++g) {
       int s = 0;
-      for (int j = 0; j < 32; ++j) s += y[b].qs[32 * g + j];
-      y[b].bsums[g] = s;
+      for (int j = 0; j < 32; ++j) s += blk.qs[32 * g + j];
+      blk.bsums[g] = s;
     }
+    std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }
 
