@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include <tinfer/quant/gptq.hpp>
 #include <tinfer/tinfer.hpp>
 
 #include "args.hpp"
@@ -28,8 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using tinfer::DType;
-using tinfer::LinearSlot;
-using tinfer::WeightView;
 using tinfer::io::GgufFile;
 using tinfer::io::GgufTensorInfo;
 using tinfer::io::GgufValue;
@@ -48,6 +45,8 @@ GGUF file OUTPUT. TYPE is one of:
 Without --gptq the result is byte-identical to llama-quantize's (no imatrix).
 
 options:
+      --allow-requantize allow re-quantizing tensors that are already quantized (refused
+                         without it, as llama-quantize does)
       --pure             every weight matrix in TYPE's block type (no mix rules; rows that do
                          not fit a block still fall back)
       --gptq             GPTQ instead of round-to-nearest for the layers' linear weights
@@ -68,6 +67,7 @@ struct Options {
   std::string input, output, type_name;
   q::FileType ftype = q::FileType::Q4_K_M;
   bool pure = false;
+  bool allow_requantize = false;
   bool gptq = false;
   std::string calib;
   int calib_chunks = 32;
@@ -89,221 +89,28 @@ void progress_bar(std::size_t done, std::size_t total, const std::string& what) 
   std::fflush(stderr);
 }
 
-// ------------------------------------------------------------------------------------------
-// GPTQ over a model whose linear weights are float copies we overwrite as layers are quantized.
-
-struct StopForward {};
-
-// Collects the inputs of one (layer, slot) and stops the forward pass right after them: nothing
-// later in the pass affects them.
-class Collector : public tinfer::LinearObserver {
- public:
-  Collector(int layer, LinearSlot slot, q::HessianAccumulator& acc) : target_(rank(layer, slot)), acc_(acc) {}
-  void on_input(int layer, LinearSlot slot, const float* x, std::int64_t n_rows, std::int64_t /*n_cols*/) override {
-    const int r = rank(layer, slot);
-    if (r == target_) acc_.add(x, n_rows);
-    if (r > target_) throw StopForward{};
-  }
-
- private:
-  static int rank(int layer, LinearSlot slot) { return layer < 0 ? 1 << 30 : layer * 8 + static_cast<int>(slot); }
-  int target_;
-  q::HessianAccumulator& acc_;
-};
-
-struct Matrix {
-  std::string name;
-  int layer = 0;
-  LinearSlot slot = LinearSlot::AttnQKV;
-  std::int64_t rows = 0, cols = 0;
-  std::vector<float> buf;
-};
-
-struct GptqJob {
-  const GgufFile& file;
-  const Options& o;
-  const std::map<std::string, DType>& target;
-  tinfer::ThreadPool* pool;
-  std::map<std::string, std::vector<std::byte>> out;  // name -> quantized data
-};
-
-std::vector<float> tensor_as_f32(const GgufFile& f, const std::string& name) {
-  const GgufTensorInfo& t = f.tensor(name);
-  std::vector<float> v(static_cast<std::size_t>(t.row_length() * t.n_rows()));
-  q::dequantize_row(t.type, f.tensor_data(t).data(), v.data(), static_cast<std::int64_t>(v.size()));
-  return v;
-}
-
-// The calibration chunks: the text tokenized as llama-perplexity does (BOS first when the
-// tokenizer adds one), cut into chunks of ctx tokens, n of them spread evenly.
-std::vector<std::vector<std::int32_t>> calibration_chunks(const GgufFile& f, const Options& o, int max_ctx) {
+// The calibration chunks of --calib (tinfer::gptq_calibration_chunks over the file's tokenizer).
+std::vector<std::vector<std::int32_t>> calibration_chunks(const GgufFile& f, const Options& o) {
   const auto tok = tinfer::load_gguf_tokenizer(f);
   std::ifstream in(o.calib, std::ios::binary);
   if (!in) throw tinfer::IoError(o.calib + ": cannot open calibration text");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::vector<std::int32_t> tokens = tok->encode(ss.str());
+  const std::string arch = tinfer::gguf_architecture(f);
+  const int max_ctx = f.contains(arch + ".context_length") ? static_cast<int>(f.get_int(arch + ".context_length")) : o.calib_ctx;
   const int ctx = o.calib_ctx_given ? o.calib_ctx : std::min(o.calib_ctx, max_ctx);
   if (ctx > max_ctx) {
     throw tinfer::InvalidArgument(tinfer::detail::str_cat("--calib-ctx ", ctx, " exceeds the model's context of ", max_ctx));
   }
-  const std::size_t avail = tokens.size() / static_cast<std::size_t>(ctx);
-  if (avail == 0) {
-    throw tinfer::InvalidArgument(tinfer::detail::str_cat(o.calib, " has ", tokens.size(), " tokens, fewer than one chunk of ", ctx,
-                                                          ": use a longer text or a smaller --calib-ctx"));
-  }
-  const std::size_t n = std::min<std::size_t>(avail, static_cast<std::size_t>(o.calib_chunks));
-  const std::int32_t bos = tok->add_bos_by_default() ? tok->bos_id() : -1;
+  const std::string text = ss.str();
   std::vector<std::vector<std::int32_t>> chunks;
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t c = k * avail / n;
-    std::vector<std::int32_t> chunk(tokens.begin() + static_cast<std::ptrdiff_t>(c * ctx),
-                                    tokens.begin() + static_cast<std::ptrdiff_t>((c + 1) * ctx));
-    if (bos >= 0) chunk[0] = bos;
-    chunks.push_back(std::move(chunk));
+  try {
+    chunks = tinfer::gptq_calibration_chunks(*tok, text, o.calib_chunks, ctx);
+  } catch (const tinfer::InvalidArgument& e) {
+    throw tinfer::InvalidArgument(o.calib + ": " + e.what() + " (--calib-ctx)");
   }
-  std::fprintf(stderr, "tinfer-quantize: GPTQ calibration: %zu chunks of %d tokens from %s (%zu tokens)\n", chunks.size(), ctx,
-               o.calib.c_str(), tokens.size());
+  std::fprintf(stderr, "tinfer-quantize: GPTQ calibration: %zu chunks of %d tokens from %s\n", chunks.size(), ctx, o.calib.c_str());
   return chunks;
-}
-
-// Sequential GPTQ: for each layer and each of its input slots in forward order, collect the
-// slot's inputs through the model (earlier layers already quantized), quantize the slot's
-// matrices, and write the chosen values back into the float copies.
-template <class ModelT, class SessionT>
-void gptq_sequential(GptqJob& job, const ModelT& model, std::vector<std::unique_ptr<Matrix>>& mats,
-                     const std::vector<std::vector<std::int32_t>>& chunks, int n_layers) {
-  const int ctx = static_cast<int>(chunks.front().size());
-  SessionT session(model, tinfer::SessionOptions{.context = ctx});
-  const LinearSlot slots[] = {LinearSlot::AttnQKV, LinearSlot::AttnOut, LinearSlot::FfnUp, LinearSlot::FfnDown};
-  std::vector<std::pair<int, LinearSlot>> steps;
-  for (int l = 0; l < n_layers; ++l)
-    for (const auto s : slots) steps.emplace_back(l, s);
-  steps.emplace_back(-1, LinearSlot::Output);
-  std::size_t done = 0;
-  for (const auto& [layer, slot] : steps) {
-    std::vector<Matrix*> group;
-    for (auto& m : mats)
-      if (m->layer == layer && m->slot == slot) group.push_back(m.get());
-    ++done;
-    if (group.empty()) continue;
-    progress_bar(done, steps.size(), "GPTQ " + group.front()->name + (group.size() > 1 ? " (+" + std::to_string(group.size() - 1) + ")" : ""));
-    q::HessianAccumulator acc(group.front()->cols);
-    Collector col(layer, slot, acc);
-    session.set_linear_observer(&col);
-    for (const auto& chunk : chunks) {
-      for (int j = 0; j < ctx; ++j) {
-        try {
-          model.forward(session, chunk[static_cast<std::size_t>(j)], j, job.pool);
-        } catch (const StopForward&) {
-        }
-      }
-    }
-    session.set_linear_observer(nullptr);
-    const Eigen::MatrixXd H = acc.hessian();
-    for (Matrix* m : group) {
-      const DType type = job.target.at(m->name);
-      std::vector<std::byte> data;
-      const auto info = tinfer::dtype_info(type);
-      if (q::is_block_type(type)) {
-        q::GptqOptions opt;
-        opt.damp = job.o.damp;
-        opt.act_order = job.o.act_order;
-        const auto N = static_cast<int>(info->block_size);
-        opt.group_size = (job.o.group_size > 0 && job.o.group_size % N == 0 && m->cols % job.o.group_size == 0) ? job.o.group_size : 0;
-        auto res = q::gptq_quantize(type, m->buf, m->rows, m->cols, H, opt);
-        data = std::move(res.data);
-        // In place: the model's weight view points at this buffer.
-        std::copy(res.values.begin(), res.values.end(), m->buf.begin());
-      } else {
-        // A fallback to F16 (or F32): nothing to calibrate; later layers see the rounded values.
-        data = q::quantize_matrix(type, m->buf, m->rows, m->cols);
-        q::dequantize_row(type, data.data(), m->buf.data(), static_cast<std::int64_t>(m->buf.size()));
-      }
-      job.out[m->name] = std::move(data);
-    }
-  }
-  std::fputc('\n', stderr);
-}
-
-Matrix* add_matrix(std::vector<std::unique_ptr<Matrix>>& mats, const GgufFile& f, const std::string& name, int layer, LinearSlot slot,
-                   WeightView& view) {
-  auto m = std::make_unique<Matrix>();
-  m->name = name;
-  m->layer = layer;
-  m->slot = slot;
-  m->rows = view.rows;
-  m->cols = view.cols;
-  m->buf = tensor_as_f32(f, name);
-  view = WeightView::f32(m->buf.data(), m->rows, m->cols);
-  mats.push_back(std::move(m));
-  return mats.back().get();
-}
-
-// The token embedding as the quantized file will hold it, so layer 0 is calibrated on what the
-// quantized model computes.
-std::vector<float> embedding_as_written(const GgufFile& f, DType type) {
-  const GgufTensorInfo& t = f.tensor("token_embd.weight");
-  std::vector<float> x = tensor_as_f32(f, t.name);
-  if (type != t.type) {
-    const auto data = q::quantize_matrix(type, x, t.n_rows(), t.row_length());
-    q::dequantize_row(type, data.data(), x.data(), static_cast<std::int64_t>(x.size()));
-  }
-  return x;
-}
-
-void run_gptq(GptqJob& job, const std::shared_ptr<const GgufFile>& file) {
-  const std::string arch = tinfer::gguf_architecture(*file);
-  std::vector<std::unique_ptr<Matrix>> mats;
-  const bool has_output = file->find_tensor("output.weight") != nullptr;
-  auto gptq_output = [&](WeightView& cls) {
-    if (has_output && job.target.at("output.weight") != file->tensor("output.weight").type)
-      add_matrix(mats, *file, "output.weight", -1, LinearSlot::Output, cls);
-  };
-  const DType emb_type = job.target.at("token_embd.weight");
-  std::vector<float> emb = embedding_as_written(*file, emb_type);
-  if (arch == "llama") {
-    const auto base = tinfer::load_llama_gguf(file);
-    auto w = base.weights();
-    const bool tied = w.classifier.data == w.token_embedding.data;
-    w.token_embedding = WeightView::f32(emb.data(), w.token_embedding.rows, w.token_embedding.cols);
-    if (tied) w.classifier = w.token_embedding;
-    for (int l = 0; l < base.config().n_layers; ++l) {
-      auto& L = w.layers[static_cast<std::size_t>(l)];
-      const std::string p = "blk." + std::to_string(l) + ".";
-      add_matrix(mats, *file, p + "attn_q.weight", l, LinearSlot::AttnQKV, L.wq);
-      add_matrix(mats, *file, p + "attn_k.weight", l, LinearSlot::AttnQKV, L.wk);
-      add_matrix(mats, *file, p + "attn_v.weight", l, LinearSlot::AttnQKV, L.wv);
-      add_matrix(mats, *file, p + "attn_output.weight", l, LinearSlot::AttnOut, L.wo);
-      add_matrix(mats, *file, p + "ffn_gate.weight", l, LinearSlot::FfnUp, L.w_gate);
-      add_matrix(mats, *file, p + "ffn_up.weight", l, LinearSlot::FfnUp, L.w_up);
-      add_matrix(mats, *file, p + "ffn_down.weight", l, LinearSlot::FfnDown, L.w_down);
-    }
-    if (!tied) gptq_output(w.classifier);
-    const tinfer::LlamaModel model(base.config(), std::move(w), nullptr);
-    const auto chunks = calibration_chunks(*file, job.o, model.config().max_seq_len);
-    gptq_sequential<tinfer::LlamaModel, tinfer::LlamaSession>(job, model, mats, chunks, model.config().n_layers);
-  } else if (arch == "gpt2") {
-    const auto base = tinfer::load_gpt2_gguf(file);
-    auto w = base.weights();
-    const bool tied = w.classifier.data == w.token_embedding.data;
-    w.token_embedding = WeightView::f32(emb.data(), w.token_embedding.rows, w.token_embedding.cols);
-    if (tied) w.classifier = w.token_embedding;
-    for (int l = 0; l < base.config().n_layers; ++l) {
-      auto& L = w.layers[static_cast<std::size_t>(l)];
-      const std::string p = "blk." + std::to_string(l) + ".";
-      add_matrix(mats, *file, p + "attn_qkv.weight", l, LinearSlot::AttnQKV, L.qkv);
-      add_matrix(mats, *file, p + "attn_output.weight", l, LinearSlot::AttnOut, L.out);
-      add_matrix(mats, *file, p + "ffn_up.weight", l, LinearSlot::FfnUp, L.up);
-      add_matrix(mats, *file, p + "ffn_down.weight", l, LinearSlot::FfnDown, L.down);
-    }
-    if (!tied) gptq_output(w.classifier);
-    const tinfer::Gpt2Model model(base.config(), std::move(w), nullptr);
-    const auto chunks = calibration_chunks(*file, job.o, model.config().max_seq_len);
-    gptq_sequential<tinfer::Gpt2Model, tinfer::Gpt2Session>(job, model, mats, chunks, model.config().n_layers);
-  } else {
-    throw tinfer::UnsupportedError(file->path() + ": --gptq supports the architectures llama and gpt2, not '" + arch + "'");
-  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -347,11 +154,28 @@ int run(const Options& o) {
                  "(as llama-quantize does)\n", planner.n_fallback());
   }
 
+  if (!o.allow_requantize) {
+    for (const auto* t : tensors) {
+      const DType ty = target.at(t->name);
+      if (ty != t->type && q::is_block_type(t->type)) {
+        throw tinfer::InvalidArgument(t->name + " is already quantized (" + std::string(tinfer::dtype_name(t->type)) +
+                                      "): re-quantizing loses quality; quantize from an F32/F16/BF16 file, or pass --allow-requantize");
+      }
+    }
+  }
+
   tinfer::ThreadPool pool(o.threads);
-  GptqJob job{f, o, target, &pool, {}};
+  std::map<std::string, std::vector<std::byte>> gptq_out;
   if (o.gptq) {
     if (!q::is_block_type(q::default_type(o.ftype))) throw tinfer::InvalidArgument("--gptq needs a quantized TYPE (not F16/BF16/F32)");
-    run_gptq(job, file);
+    tinfer::GptqModelOptions go;
+    go.gptq.damp = o.damp;
+    go.gptq.act_order = o.act_order;
+    go.gptq.group_size = o.group_size;
+    go.pool = &pool;
+    go.progress = [](std::size_t done, std::size_t total, const std::string& what) { progress_bar(done, total, "GPTQ " + what); };
+    gptq_out = tinfer::gptq_quantize_model(file, target, calibration_chunks(f, o), go);
+    std::fputc('\n', stderr);
   }
 
   GgufWriter w;
@@ -376,7 +200,7 @@ int run(const Options& o) {
       continue;
     }
     std::vector<std::byte> data;
-    if (auto it = job.out.find(t->name); it != job.out.end()) {
+    if (auto it = gptq_out.find(t->name); it != gptq_out.end()) {
       data = std::move(it->second);
     } else {
       std::vector<float> x(static_cast<std::size_t>(t->row_length() * t->n_rows()));
@@ -408,6 +232,8 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     } else if (f == "--pure") {
       o.pure = true;
+    } else if (f == "--allow-requantize") {
+      o.allow_requantize = true;
     } else if (f == "--gptq") {
       o.gptq = true;
     } else if (f == "--calib") {

@@ -94,6 +94,11 @@ def cmd_data(args):
         d["split"] = "heldout"
     with open(os.path.join(args.work, "kjv_books.json"), "w") as f:
         json.dump(docs, f)
+    # The same splits as plain text (books concatenated): the held-out file is what the README's
+    # perplexity figures are computed over (`tinfer-perplexity -f work/heldout.txt -c 256`).
+    for split_name, part in (("train", docs[:split]), ("heldout", docs[split:])):
+        with open(os.path.join(args.work, f"{split_name}.txt"), "w") as f:
+            f.write("".join(d["text"] for d in part))
     ntr = sum(len(d["text"]) for d in docs[:split])
     nho = sum(len(d["text"]) for d in docs[split:])
     print(f"data: {len(docs)} books, {ntr} train chars, {nho} held-out chars "

@@ -65,8 +65,11 @@
 #include "tinfer/attention/session_state.hpp"
 
 // models
+#include "tinfer/models/decoder_model.hpp"
+#include "tinfer/models/decoder_session.hpp"
 #include "tinfer/models/gguf_loader.hpp"
 #include "tinfer/models/gpt2.hpp"
+#include "tinfer/models/gptq_calibration.hpp"
 #include "tinfer/models/hf_loader.hpp"
 #include "tinfer/models/llama.hpp"
 #include "tinfer/models/linear_observer.hpp"

@@ -1,9 +1,13 @@
-// Every ISA path of the row dot products against the scalar twin: sizes 0..2x the widest vector
-// (and odd larger ones), misaligned rows and inputs. Both compute the same exact sum in a
-// different order, so each may differ from it by n * eps * sum|w_i x_i|; the tolerance is twice
-// that.
+// Every ISA path of the row dot products against the scalar twin, BIT FOR BIT: all of them add
+// in the 16-lane order of scalar/dot_rows.hpp (fma per element, fixed reduction tree), for
+// sizes 0..2x the widest vector (and odd larger ones), misaligned rows and inputs, any number
+// of rows (register tiles of 1, 2 and 4 rows) and of activation rows (dot_rows_multi). The
+// scalar twin itself is checked against the exact sum (in double): at most n + 4 roundings
+// of partial sums bounded by sum|w_i x_i|, so |twin - exact| <= (n + 4) eps sum|w_i x_i|
+// (eps = 2^-24); the tolerance is twice that.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -48,7 +52,7 @@ TEST(DotRows, EveryIsaMatchesScalarTwin) {
   const auto& scalar = k::kernel_table(k::Isa::Scalar);
   for (Case c : {Case{DType::F32, 4}, Case{DType::F16, 2}, Case{DType::BF16, 2}}) {
     for (auto n : sizes) {
-      const std::int64_t rows = 3;
+      const std::int64_t rows = n % 2 == 0 ? 7 : 5;  // 4-row tiles plus single rows
       for (std::size_t misalign : {0u, 1u}) {
         // Rows stored with an odd element offset so loads are unaligned.
         const std::size_t row_bytes = static_cast<std::size_t>(n) * c.elem_bytes;
@@ -64,25 +68,48 @@ TEST(DotRows, EveryIsaMatchesScalarTwin) {
         const auto w = tinfer::WeightView::dense(c.type, base, rows, n);
         std::vector<float> want(rows);
         scalar.dot_rows_for(c.type)(w, x, want.data(), 0, rows);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const auto u = static_cast<std::size_t>(r);
+          double mag = 0, exact = 0;
+          for (std::int64_t i = 0; i < n; ++i) {
+            std::uint16_t b = 0;
+            float wi = wv[u][static_cast<std::size_t>(i)];
+            if (c.type != DType::F32) {
+              std::memcpy(&b, base + r * row_bytes + 2 * i, 2);
+              wi = c.type == DType::F16 ? tinfer::f16::to_float(b) : tinfer::bf16::to_float(b);
+            }
+            mag += std::fabs(static_cast<double>(wi) * x[i]);
+            exact += static_cast<double>(wi) * x[i];
+          }
+          ASSERT_LE(std::fabs(want[u] - exact), 2.0 * static_cast<double>(n + 4) * 0x1p-24 * mag + 1e-30)
+              << tinfer::dtype_name(c.type) << " scalar twin vs exact, n " << n;
+        }
         for (k::Isa isa : supported_isas()) {
           std::vector<float> got(rows, -1.0f);
           k::kernel_table(isa).dot_rows_for(c.type)(w, x, got.data(), 0, rows);
           for (std::int64_t r = 0; r < rows; ++r) {
             const auto u = static_cast<std::size_t>(r);
-            double mag = 0;
-            for (std::int64_t i = 0; i < n; ++i) {
-              std::uint16_t b = 0;
-              float wi = wv[u][static_cast<std::size_t>(i)];
-              if (c.type != DType::F32) {
-                std::memcpy(&b, base + r * row_bytes + 2 * i, 2);
-                wi = c.type == DType::F16 ? tinfer::f16::to_float(b) : tinfer::bf16::to_float(b);
-              }
-              mag += std::fabs(static_cast<double>(wi) * x[i]);
-            }
-            const double tol = 2.0 * static_cast<double>(n + 1) * 0x1p-24 * mag;
-            ASSERT_LE(std::fabs(got[u] - want[u]), tol)
+            ASSERT_EQ(std::bit_cast<std::uint32_t>(got[u]), std::bit_cast<std::uint32_t>(want[u]))
                 << tinfer::dtype_name(c.type) << " isa " << k::isa_name(isa) << " n " << n << " row " << r << " misalign " << misalign
                 << ": got " << got[u] << " scalar " << want[u];
+          }
+          // Several activation rows at once (the matmul tile), with a row sub-range.
+          if (const auto multi = k::kernel_table(isa).dot_rows_multi_for(c.type); multi != nullptr) {
+            const int nx = 6;
+            const std::int64_t ldx = n + 3, ldy = rows + 1;
+            std::vector<float> xm(static_cast<std::size_t>(nx * ldx) + 1);
+            for (auto& v : xm) v = d(rng);
+            std::vector<float> ym(static_cast<std::size_t>(nx * ldy), -1.0f), y1(rows);
+            multi(w, xm.data() + misalign, ldx, nx, ym.data(), ldy, 1, rows);
+            for (int j = 0; j < nx; ++j) {
+              scalar.dot_rows_for(c.type)(w, xm.data() + misalign + j * ldx, y1.data(), 0, rows);
+              EXPECT_EQ(ym[static_cast<std::size_t>(j * ldy)], -1.0f);
+              for (std::int64_t r = 1; r < rows; ++r) {
+                ASSERT_EQ(std::bit_cast<std::uint32_t>(ym[static_cast<std::size_t>(j * ldy + r)]),
+                          std::bit_cast<std::uint32_t>(y1[static_cast<std::size_t>(r)]))
+                    << tinfer::dtype_name(c.type) << " multi isa " << k::isa_name(isa) << " n " << n << " act " << j << " row " << r;
+              }
+            }
           }
         }
       }

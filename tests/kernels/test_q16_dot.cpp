@@ -1,24 +1,26 @@
 // The 16-bit-activation path (the default for Q8_0, Q4_0, Q4_K, Q6_K) and the batched matmul.
 //
-// 1. The AVX2 and AVX-512 VNNI kernels against the scalar twin (scalar/q16_dot.hpp). Integer sums are
-//    exact in both; the float conversion of the integers (relative error <= u = 2^-24 each) and
-//    the float sums (at most nb + 8 rounded additions per chain, after ~4 more in the final
-//    reduction) differ, so with e_i = |w_i| + 2 |m_i| (w_i the dequantized weight, m_i its
-//    block's min/offset term, bounding |d sc q_i|) and S = sum_i e_i |xq_i|:
-//        |simd - scalar| <= 2 (nb + 8) u S.
+// 1. The AVX2 and AVX-512 VNNI kernels against the scalar twin (scalar/q16_dot.hpp), BIT FOR BIT:
+//    all of them take the same exact int32 lane sums and the same float operations in the same
+//    order (the order is defined in scalar/q16_dot.hpp), for every block count, misaligned
+//    weights and activations, every batch size and row sub-range.
 // 2. The scalar twin against the float reference (dequantized weights times float x). The
 //    activation quantization moves x_i by at most d_b / 2 = amax_b / 65534, so
 //        |q16 - ref| <= sum_i |w_i| d_b / 2 (1 + 1e-5) + 2 (n + nb + 8) u (S + sum |w_i x_i|).
 // 3. matmul (any batch size, with or without threads, every ISA and activation mode) equals
-//    matvec row by row bit for bit: the same kernels add in the same order per row.
+//    matvec row by row bit for bit: the same kernels add in the same order per row; and in the
+//    default (Q16) and Float modes every ISA equals the scalar path bit for bit.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "test_assets.hpp"
+#include "tinfer/io/gguf_reader.hpp"
 #include "tinfer/kernels/dispatch.hpp"
 
 namespace {
@@ -189,7 +191,7 @@ void check_type() {
     for (bool extreme_x : {false, true}) {
       for (std::int64_t nb : counts) {
         for (std::size_t misalign : {0u, 1u, 3u}) {
-          const std::int64_t rows = 5;
+          const std::int64_t rows = 7;  // register tiles of 4 and 2 rows, then single rows
           const int nx = 6;
           Data d = make(T, rows, nb, nx, fill, extreme_x, misalign, rng);
           const std::byte* xq = d.xq.data() + misalign;
@@ -213,16 +215,16 @@ void check_type() {
           im.fn(d.w, xq, d.stride, nx, y1.data(), rows, 0, 1);
           for (int j = 0; j < nx; ++j) {
             for (std::int64_t r = 0; r < rows; ++r) {
-              const Bounds bo = bounds(T, d, r, j);
               const auto idx = static_cast<std::size_t>(j * rows + r);
-              ASSERT_LE(std::fabs(static_cast<double>(y1[idx]) - ys[idx]), 2.0 * static_cast<double>(nb + 8) * u * bo.S)
-                  << tinfer::dtype_name(T) << " " << im.name << " vs scalar twin, nb " << nb << " row " << r << " act " << j;
+              ASSERT_EQ(std::bit_cast<std::uint32_t>(y1[idx]), std::bit_cast<std::uint32_t>(ys[idx]))
+                  << tinfer::dtype_name(T) << " " << im.name << " vs scalar twin, nb " << nb << " row " << r << " act " << j
+                  << ": " << y1[idx] << " vs " << ys[idx];
             }
           }
           for (int nsub = 1; nsub < nx; ++nsub) {
             std::vector<float> y2(static_cast<std::size_t>(rows * nsub));
             im.fn(d.w, xq, d.stride, nsub, y2.data(), rows, 0, rows);
-            for (std::size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(y2[i], y1[i]) << im.name << " batch of " << nsub;
+            for (std::size_t i = 0; i < y2.size(); ++i) ASSERT_EQ(std::bit_cast<std::uint32_t>(y2[i]), std::bit_cast<std::uint32_t>(y1[i])) << im.name << " batch of " << nsub;
           }
           }
         }
@@ -306,6 +308,13 @@ TEST(Matmul, EqualsMatvecPerRow) {
           std::vector<float> ym(static_cast<std::size_t>(n * ldy), -7.0f), ymt(ym.size(), -7.0f), yv(static_cast<std::size_t>(rows));
           k::matmul(w, x.data(), n, ldx, ym.data(), ldy, nullptr, tab);
           k::matmul(w, x.data(), n, ldx, ymt.data(), ldy, &pool, tab);
+          if (act != k::Activations::Q8) {
+            // Default and Float modes: every ISA gives the scalar table's result bit for bit.
+            std::vector<float> ysc(ym.size(), -7.0f);
+            k::matmul(w, x.data(), n, ldx, ysc.data(), ldy, nullptr, k::kernel_table(k::Isa::Scalar, act));
+            ASSERT_EQ(std::memcmp(ysc.data(), ym.data(), ym.size() * sizeof(float)), 0)
+                << tinfer::dtype_name(t) << " isa " << k::isa_name(isa) << " differs from scalar, n " << n;
+          }
           for (std::int64_t i = 0; i < n; ++i) {
             k::matvec(w, x.data() + i * ldx, yv.data(), nullptr, tab);
             for (std::int64_t r = 0; r < rows; ++r) {
@@ -318,6 +327,38 @@ TEST(Matmul, EqualsMatvecPerRow) {
         }
       }
     }
+  }
+}
+
+// Every matrix of the quantized and half-precision reference models: matmul over 5 activation
+// rows (tiles of 4 and 1) and matvec give the scalar table's result bit for bit on every ISA,
+// in the default (Q16) mode.
+TEST(Matmul, ReferenceModelTensorsBitIdenticalAcrossIsas) {
+  for (const char* name : {"tiny-llama-Q8_0.gguf", "tiny-llama-Q4_K.gguf", "tiny-gpt2-Q6_K.gguf", "tiny-gpt2-Q4_0.gguf",
+                           "tiny-gpt2-F16.gguf", "tiny-llama-Q4_0.gguf", "tiny-llama-BF16.gguf", "tiny-llama-f32.gguf"}) {
+    const auto path = tinfer::testing::assets_dir() / "gguf" / name;
+    TINFER_REQUIRE_FILE(path);
+    const auto f = tinfer::io::GgufFile::open(path.string());
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0, 1);
+    int checked = 0;
+    for (const auto& t : f.tensors()) {
+      if (t.dims.size() != 2) continue;
+      const auto w = tinfer::WeightView::dense(t.type, f.tensor_data(t).data(), t.n_rows(), t.row_length());
+      std::vector<float> x(static_cast<std::size_t>(w.cols * 5));
+      for (auto& v : x) v = nd(rng);
+      const auto sz = static_cast<std::size_t>(w.rows * 5);
+      std::vector<float> ys(sz), ya(sz);
+      k::matmul(w, x.data(), 5, w.cols, ys.data(), w.rows, nullptr, k::kernel_table(k::Isa::Scalar, k::Activations::Q16));
+      for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512}) {
+        k::matmul(w, x.data(), 5, w.cols, ya.data(), w.rows, nullptr, k::kernel_table(isa, k::Activations::Q16));
+        ASSERT_EQ(std::memcmp(ys.data(), ya.data(), sz * sizeof(float)), 0) << name << " " << t.name << " isa " << k::isa_name(isa);
+        k::matvec(w, x.data(), ya.data(), nullptr, k::kernel_table(isa, k::Activations::Q16));
+        ASSERT_EQ(std::memcmp(ys.data(), ya.data(), static_cast<std::size_t>(w.rows) * sizeof(float)), 0) << name << " " << t.name;
+      }
+      ++checked;
+    }
+    EXPECT_GT(checked, 0) << name;
   }
 }
 

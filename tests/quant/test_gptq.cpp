@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <tinfer/tinfer.hpp>
@@ -103,6 +105,36 @@ TEST(Gptq, LowersLayerOutputErrorBelowRoundToNearestOnRealActivations) {
         EXPECT_LT(e_gptq, 0.9 * e_rtn) << t.name << " " << tinfer::dtype_name(type) << (act_order ? " act-order" : "");
       }
     }
+  }
+}
+
+// Q3_K's sixteen sub-block scales, fitted at the group's start, are stale by the time GPTQ reaches
+// the later sub-blocks; re-fitting each when reached lowered the output error by 10-20% on every
+// layer measured (training text, in and out of sample). Required here: lower on each matrix.
+TEST(Gptq, Q3KSubBlockRefitLowersTheOutputError) {
+  auto file = std::make_shared<const tinfer::io::GgufFile>(kDemo.string());
+  const auto model = tinfer::load_gpt2_gguf(file);
+  const auto tok = tinfer::load_gguf_tokenizer(*file);
+  const auto tokens = tok->encode(kText);
+  for (const auto& [layer, slot, name] : {std::tuple{0, tinfer::LinearSlot::FfnUp, "blk.0.ffn_up.weight"},
+                                          std::tuple{2, tinfer::LinearSlot::FfnDown, "blk.2.ffn_down.weight"}}) {
+    Recorder rec(layer, slot);
+    tinfer::Gpt2Session s(model, 256);
+    s.set_linear_observer(&rec);
+    model.forward_batch(s, std::span<const std::int32_t>(tokens.data(), std::min<std::size_t>(tokens.size(), 256)), 0);
+    const auto& info = file->tensor(name);
+    const std::int64_t rows = info.n_rows(), cols = info.row_length();
+    std::vector<float> W(static_cast<std::size_t>(rows * cols));
+    q::dequantize_row(info.type, file->tensor_data(info).data(), W.data(), static_cast<std::int64_t>(W.size()));
+    q::HessianAccumulator acc(cols);
+    acc.add(rec.rows.data(), static_cast<std::int64_t>(rec.rows.size()) / cols);
+    const Eigen::MatrixXd H = acc.hessian();
+    q::GptqOptions stale;
+    stale.refit_sub_scales = false;
+    const double e_stale = output_error(W, q::gptq_quantize(DType::Q3_K, W, rows, cols, H, stale).values, rows, cols, rec.rows);
+    const double e_refit = output_error(W, q::gptq_quantize(DType::Q3_K, W, rows, cols, H).values, rows, cols, rec.rows);
+    std::printf("  %s Q3_K: refit/stale output error %.3f\n", name, e_refit / e_stale);
+    EXPECT_LT(e_refit, e_stale) << name;
   }
 }
 

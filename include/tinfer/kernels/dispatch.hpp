@@ -134,6 +134,9 @@ inline KernelTable make_table(Isa isa) {
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
+    t.dot_rows_multi[static_cast<std::size_t>(DType::F32)] = avx2::dot_rows_multi<float>;
+    t.dot_rows_multi[static_cast<std::size_t>(DType::F16)] = avx2::dot_rows_multi<f16>;
+    t.dot_rows_multi[static_cast<std::size_t>(DType::BF16)] = avx2::dot_rows_multi<bf16>;
     t.q16[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16_rows<DType::Q8_0>;
     t.q16[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16_rows<DType::Q4_0>;
     t.q16[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16_rows<DType::Q4_K>;

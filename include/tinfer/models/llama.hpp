@@ -14,7 +14,6 @@
 
 #include "tinfer/attention/flash_attention.hpp"
 #include "tinfer/attention/kv_cache.hpp"
-#include "tinfer/attention/session_state.hpp"
 #include "tinfer/core/aligned_buffer.hpp"
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/thread_pool.hpp"
@@ -24,10 +23,12 @@
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/norm.hpp"
-#include "tinfer/models/linear_observer.hpp"
-#include "tinfer/models/session_options.hpp"
 #include "tinfer/kernels/rope.hpp"
+#include "tinfer/models/decoder_model.hpp"
+#include "tinfer/models/decoder_session.hpp"
+#include "tinfer/models/linear_observer.hpp"
 #include "tinfer/models/llama_config.hpp"
+#include "tinfer/models/session_options.hpp"
 
 namespace tinfer {
 
@@ -55,80 +56,28 @@ struct LlamaWeights {
 class LlamaModel;
 
 /// The state of one sequence: its KV cache, its last logits and the scratch of the rows being
-/// computed.
-class LlamaSession {
+/// computed (operations: models/decoder_session.hpp).
+class LlamaSession : public DecoderSession {
  public:
   /// A session for `model` holding up to `context` positions (0: the model's max_seq_len).
   explicit LlamaSession(const LlamaModel& model, int context = 0) : LlamaSession(model, SessionOptions{.context = context}) {}
   /// A session with the context size, cache types and attention window of `opt`.
   LlamaSession(const LlamaModel& model, const SessionOptions& opt);
 
-  /// Positions this session can hold (the largest position is context() - 1).
-  int context() const noexcept { return context_; }
-  /// Sliding-window size (0: full causal attention).
-  int window() const noexcept { return window_; }
-  const KVCache& cache() const noexcept { return cache_; }
-
-  /// Number of positions [0, n_past) in the cache: one past the highest position the last
-  /// forward call on this session wrote (so feeding position p after n_past > p also truncates).
-  int n_past() const noexcept { return cache_.n_past(); }
-  /// Forgets positions [n, n_past) (undoing tokens); the next token goes to position n.
-  void truncate(int n) { cache_.truncate(n, window_); }
   /// Makes this session hold the first n positions of `src` (a session of the same model with the
   /// same cache types): several sequences share a prompt computed once. The last logits are
   /// copied when n == src.n_past().
-  void copy_prefix_from(const LlamaSession& src, int n) {
-    if (src.window_ != window_) throw InvalidArgument("copy_prefix_from(): the sessions have different attention windows");
-    cache_.copy_prefix_from(src.cache_, n);
-    if (n == src.n_past()) {
-      logits_ = src.logits_;
-      has_logits_ = src.has_logits_;
-    } else {
-      has_logits_ = false;
-    }
-  }
-  /// Saves the cache and last logits to `path` (format: attention/session_state.hpp).
-  void save(const std::string& path) const {
-    save_session_state(path, "llama", cache_, window_,
-                       has_logits_ ? std::span<const float>(logits_) : std::span<const float>());
-  }
-  /// Restores a file written by save() by a session of the same shape (FormatError otherwise).
-  void load(const std::string& path) {
-    std::vector<float> logits;
-    load_session_state(path, "llama", cache_, window_, logits);
-    has_logits_ = !logits.empty();
-    if (has_logits_) logits_ = std::move(logits);
-  }
-  /// The logits of the last token fed (after forward calls, or a load()); empty when none.
-  std::span<const float> last_logits() const noexcept {
-    return has_logits_ ? std::span<const float>(logits_) : std::span<const float>();
-  }
-
-  /// Sees the input of every linear layer from now on (nullptr: none). Not owned.
-  void set_linear_observer(LinearObserver* observer) noexcept { observer_ = observer; }
+  void copy_prefix_from(const LlamaSession& src, int n) { copy_prefix(src, n); }
 
  private:
   friend class LlamaModel;
-  KVCache cache_;
-  int context_ = 0, window_ = 0;
-  LinearObserver* observer_ = nullptr;
-  int pending_n_past_ = 0;
-  std::vector<float> logits_;          // last token's logits (vocab_size)
-  bool has_logits_ = false;
-  AlignedBuffer<float> batch_logits_;  // forward_batch(all_logits) and forward_multi(): rows of logits
   // Scratch of the rows of one pass (grown on demand): activations per row.
   AlignedBuffer<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_;
-  std::vector<int> pos_;
-  std::vector<AttentionJob> jobs_;
-  std::int64_t rows_cap_ = 0;
   void reserve_rows(std::int64_t n, const LlamaConfig& c);
 };
 
-class LlamaModel {
+class LlamaModel : public DecoderModel<LlamaModel, LlamaSession> {
  public:
-  /// Rows one pass computes at most; longer batches run in passes of this many (scratch bound).
-  static constexpr int kMaxRows = 512;
-
   /// Builds a model over weights that `storage` keeps alive (e.g. a mapped file).
   LlamaModel(LlamaConfig config, LlamaWeights weights, std::shared_ptr<const void> storage)
       : config_(config), weights_(std::move(weights)), storage_(std::move(storage)) {
@@ -179,90 +128,7 @@ class LlamaModel {
   const LlamaConfig& config() const noexcept { return config_; }
   const LlamaWeights& weights() const noexcept { return weights_; }
 
-  /// Feeds `token` at position `pos` of `session`: writes that position's keys and values into
-  /// the session's cache (positions before `pos` must already be there) and returns the logits
-  /// of the next token (vocab_size floats, valid until the next call on this session).
-  /// `pool` splits matrix rows and attention work across threads (nullptr: this thread only).
-  std::span<float> forward(LlamaSession& s, std::int32_t token, int pos, ThreadPool* pool = nullptr) const {
-    const Row row{&s, token, pos};
-    validate_rows(std::span<const Row>(&row, 1), "forward()");
-    run_rows(std::span<const Row>(&row, 1), 0, s.logits_.data(), s, pool);
-    s.has_logits_ = true;
-    return {s.logits_.data(), s.logits_.size()};
-  }
-
-  /// Feeds tokens[i] at position pos0 + i for every i in one batched pass per layer (every
-  /// matrix multiplies all rows at once; attention is tiled over the session's cache) and returns
-  /// the logits of the last token (vocab_size floats) or, with all_logits, of every token
-  /// (tokens.size() rows of vocab_size floats), valid until the next call on this session.
-  /// The logits equal forward()'s up to float summation order.
-  /// Checks every token and position before any work, so a bad batch leaves the cache untouched.
-  std::span<float> forward_batch(LlamaSession& s, std::span<const std::int32_t> tokens, int pos0, ThreadPool* pool = nullptr,
-                                 bool all_logits = false) const {
-    const auto n = static_cast<std::int64_t>(tokens.size());
-    if (n == 0) throw InvalidArgument("forward_batch(): the batch holds no tokens");
-    if (pos0 < 0 || pos0 + n > s.context()) {
-      throw InvalidArgument(detail::str_cat("positions ", pos0, "..", pos0 + n - 1, " are outside the session's context of ",
-                                            s.context(), " tokens; use a larger context or a shorter input"));
-    }
-    std::vector<Row> rows(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) rows[static_cast<std::size_t>(i)] = {&s, tokens[static_cast<std::size_t>(i)], pos0 + static_cast<int>(i)};
-    validate_rows(rows, "forward_batch()");
-    const auto vocab = static_cast<std::size_t>(config_.vocab_size);
-    if (all_logits && s.batch_logits_.size() < static_cast<std::size_t>(n) * vocab) {
-      s.batch_logits_ = AlignedBuffer<float>(static_cast<std::size_t>(n) * vocab);
-    }
-    // A ring cache must still hold every row's window after the pass writes its keys.
-    const std::int64_t step = s.cache_.ring() ? std::min<std::int64_t>(kMaxRows, s.cache_.capacity() - std::max(1, s.window_) + 1)
-                                              : kMaxRows;
-    for (std::int64_t r0 = 0; r0 < n; r0 += step) {
-      const std::int64_t r1 = std::min(n, r0 + step);
-      const std::span<const Row> part(rows.data() + r0, static_cast<std::size_t>(r1 - r0));
-      if (all_logits) {
-        run_rows(part, 0, s.batch_logits_.data() + static_cast<std::size_t>(r0) * vocab, s, pool);
-      } else {
-        run_rows(part, r1 == n ? static_cast<int>(r1 - r0 - 1) : static_cast<int>(r1 - r0), s.logits_.data(), s, pool);
-      }
-    }
-    s.has_logits_ = true;
-    if (!all_logits) return {s.logits_.data(), vocab};
-    std::copy_n(s.batch_logits_.data() + static_cast<std::size_t>(n - 1) * vocab, vocab, s.logits_.data());
-    return {s.batch_logits_.data(), static_cast<std::size_t>(n) * vocab};
-  }
-
-  /// One token for each of several sessions in one pass: tokens[i] at positions[i] of
-  /// *sessions[i]. All rows share each weight read (batched decoding of independent sequences).
-  /// Returns sessions.size() rows of vocab_size logits (row i for sessions[i]), valid until the
-  /// next call on sessions[0]; each session's last_logits() is its row too. A session may appear
-  /// more than once (its rows then attend causally to each other by position).
-  /// Checks everything before any work.
-  std::span<float> forward_multi(std::span<LlamaSession* const> sessions, std::span<const std::int32_t> tokens,
-                                 std::span<const int> positions, ThreadPool* pool = nullptr) const {
-    const std::size_t n = sessions.size();
-    if (n == 0) throw InvalidArgument("forward_multi(): no sessions");
-    if (tokens.size() != n || positions.size() != n) {
-      throw InvalidArgument(detail::str_cat("forward_multi(): ", n, " sessions, ", tokens.size(), " tokens and ", positions.size(),
-                                            " positions: give one token and one position per session"));
-    }
-    std::vector<Row> rows(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (sessions[i] == nullptr) throw InvalidArgument("forward_multi(): a session pointer is null");
-      rows[i] = {sessions[i], tokens[i], positions[i]};
-    }
-    validate_rows(rows, "forward_multi()");
-    LlamaSession& s0 = *sessions[0];
-    const auto vocab = static_cast<std::size_t>(config_.vocab_size);
-    if (s0.batch_logits_.size() < n * vocab) s0.batch_logits_ = AlignedBuffer<float>(n * vocab);
-    for (std::size_t r0 = 0; r0 < n; r0 += kMaxRows) {
-      const std::size_t r1 = std::min(n, r0 + kMaxRows);
-      run_rows(std::span<const Row>(rows.data() + r0, r1 - r0), 0, s0.batch_logits_.data() + r0 * vocab, s0, pool);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      std::copy_n(s0.batch_logits_.data() + i * vocab, vocab, sessions[i]->logits_.data());
-      sessions[i]->has_logits_ = true;
-    }
-    return {s0.batch_logits_.data(), n * vocab};
-  }
+  int vocab_size() const noexcept { return config_.vocab_size; }
 
   /// Context shift: drops positions [n_keep, n_keep + n_discard) of the session and moves the
   /// later ones down by n_discard, re-rotating their keys by -n_discard (RoPE is a rotation by
@@ -277,54 +143,7 @@ class LlamaModel {
   }
 
  private:
-  struct Row {
-    LlamaSession* s = nullptr;
-    std::int32_t token = 0;
-    int pos = 0;
-  };
-
-  /// The first position this call writes for r's session (the smallest of its rows): a ring
-  /// cache must still hold the window before it.
-  static int first_new(std::span<const Row> rows, const Row& r) {
-    int p = r.pos;
-    if (!r.s->cache_.ring()) return p;
-    for (const Row& o : rows) {
-      if (o.s == r.s) p = std::min(p, o.pos);
-    }
-    return p;
-  }
-
-  void validate_rows(std::span<const Row> rows, const char* what) const {
-    for (const Row& r : rows) {
-      if (r.token < 0 || r.token >= config_.vocab_size) {
-        throw InvalidArgument(detail::str_cat(what, ": token id ", r.token, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-      if (r.pos < 0 || r.pos >= r.s->context()) {
-        throw InvalidArgument(detail::str_cat(what, ": position ", r.pos, " is outside the session's context of ", r.s->context(),
-                                              " tokens; use a larger context or a shorter input"));
-      }
-      const KVCache& c = r.s->cache_;
-      if (!c.holds_window_before(r.pos, first_new(rows, r), r.s->window_)) {
-        throw InvalidArgument(detail::str_cat(what, ": position ", r.pos, " needs positions the sliding-window cache no longer holds (it holds ",
-                                              c.oldest_position(), "..", c.n_past() - 1, ")"));
-      }
-    }
-  }
-
-  /// Observer call for rows [0, n) of x (n_cols floats each): one call when every row's
-  /// session shares one observer, else one per row.
-  static void observe(std::span<const Row> rows, int layer, LinearSlot slot, const float* x, std::int64_t n_cols) {
-    LinearObserver* first = rows[0].s->observer_;
-    bool same = true;
-    for (const Row& r : rows) same = same && r.s->observer_ == first;
-    if (same) {
-      if (first != nullptr) first->on_input(layer, slot, x, static_cast<std::int64_t>(rows.size()), n_cols);
-      return;
-    }
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      if (rows[i].s->observer_ != nullptr) rows[i].s->observer_->on_input(layer, slot, x + static_cast<std::int64_t>(i) * n_cols, 1, n_cols);
-    }
-  }
+  friend class DecoderModel<LlamaModel, LlamaSession>;
 
   /// The row-wise core: every row is (session, token, position). Per layer: norm all rows,
   /// project Q/K/V of all rows with one matmul each, rotate, store K/V into each row's session
@@ -344,30 +163,8 @@ class LlamaModel {
     float* att = w.att_.data();
     float* hb = w.hb_.data();
     float* hb2 = w.hb2_.data();
-    w.pos_.resize(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) {
-      const Row& r = rows[static_cast<std::size_t>(i)];
-      kernels::embedding_row(weights_.token_embedding, r.token, x + i * dim);
-      w.pos_[static_cast<std::size_t>(i)] = r.pos;
-      r.s->pending_n_past_ = -1;
-    }
-    // Attention jobs: runs of consecutive rows of one session.
-    w.jobs_.clear();
-    for (std::int64_t i = 0; i < n;) {
-      std::int64_t e = i + 1;
-      while (e < n && rows[static_cast<std::size_t>(e)].s == rows[static_cast<std::size_t>(i)].s) ++e;
-      AttentionJob j;
-      j.cache = &rows[static_cast<std::size_t>(i)].s->cache_;
-      j.q = q + i * dim;
-      j.ldq = dim;
-      j.pos = w.pos_.data() + i;
-      j.n_rows = static_cast<int>(e - i);
-      j.window = rows[static_cast<std::size_t>(i)].s->window_;
-      j.out = att + i * dim;
-      j.ldo = dim;
-      w.jobs_.push_back(j);
-      i = e;
-    }
+    for (std::int64_t i = 0; i < n; ++i) kernels::embedding_row(weights_.token_embedding, rows[static_cast<std::size_t>(i)].token, x + i * dim);
+    begin_rows(rows, w, q, dim, att, dim);
     for (int l = 0; l < c.n_layers; ++l) {
       const LlamaLayerWeights& L = weights_.layers[static_cast<std::size_t>(l)];
       for (std::int64_t i = 0; i < n; ++i) kernels::rmsnorm(xb + i * dim, x + i * dim, L.attn_norm, dim, c.norm_eps);
@@ -396,11 +193,7 @@ class LlamaModel {
       kernels::matmul(L.w_down, hb, n, hid, xb, dim, pool);
       for (std::int64_t i = 0; i < n * dim; ++i) x[i] += xb[i];
     }
-    for (const Row& r : rows) r.s->pending_n_past_ = std::max(r.s->pending_n_past_, r.pos + 1);
-    for (const Row& r : rows) {
-      if (r.s->pending_n_past_ >= 0) r.s->cache_.set_n_past(r.s->pending_n_past_);
-      r.s->pending_n_past_ = -1;
-    }
+    end_rows(rows);
     const std::int64_t m = n - logits_from;
     if (m <= 0) return;
     float* xo = x + logits_from * dim;
@@ -415,23 +208,15 @@ class LlamaModel {
   std::shared_ptr<const void> storage_;
 };
 
-inline LlamaSession::LlamaSession(const LlamaModel& model, const SessionOptions& opt) {
-  int context = opt.context;
-  const LlamaConfig& c = model.config();
-  if (context < 0) throw InvalidArgument(detail::str_cat("context size ", context, " is negative"));
-  if (context == 0) context = c.max_seq_len;
-  if (context > c.max_seq_len) {
-    throw InvalidArgument(detail::str_cat("context size ", context, " exceeds the model's maximum of ", c.max_seq_len,
-                                          " positions; pass a context of at most ", c.max_seq_len));
-  }
-  if (opt.window < 0) throw InvalidArgument(detail::str_cat("attention window ", opt.window, " is negative"));
-  context_ = context;
-  window_ = opt.window;
-  const bool ring = window_ > 0 && window_ + SessionOptions::kRingSlack < context;
-  cache_ = KVCache(c.n_layers, ring ? window_ + SessionOptions::kRingSlack : context, c.n_kv_heads, c.head_dim(), opt.type_k,
-                   opt.type_v, ring);
-  logits_.assign(static_cast<std::size_t>(c.vocab_size), 0.0f);
-  reserve_rows(1, c);
+inline LlamaSession::LlamaSession(const LlamaModel& model, const SessionOptions& opt)
+    : DecoderSession(DecoderSessionShape{.family = "llama",
+                                         .n_layers = model.config().n_layers,
+                                         .n_kv_heads = model.config().n_kv_heads,
+                                         .head_dim = model.config().head_dim(),
+                                         .vocab_size = model.config().vocab_size,
+                                         .max_positions = model.config().max_seq_len},
+                     opt) {
+  reserve_rows(1, model.config());
 }
 
 inline void LlamaSession::reserve_rows(std::int64_t n, const LlamaConfig& c) {

@@ -566,6 +566,33 @@ struct BlockCodec<DType::Q3_K> {
       for (int l = 0; l < 16; ++l) g[16 * j + l] = {dl, 0.0f, -4, 3};
     }
   }
+  /// GPTQ's sub-block refit (quant/gptq.hpp): with the block's d kept, re-chooses the 6-bit scale
+  /// of sub-block j (16 weights) for the current weights x, minimizing sum w * (x - value)^2 over
+  /// the 64 scale codes, and updates those weights' grid g[0..16).
+  static constexpr int kSub = 16;
+  static void refit_sub(const float* x, const double* w, Block& b, int j, GridPoint* g) {
+    const float d = b.d.to_float();
+    if (d == 0.0f) return;
+    int best = 0;
+    double best_err = -1;
+    for (int l = -32; l <= 31; ++l) {
+      const GridPoint gp{d * static_cast<float>(l), 0.0f, -4, 3};
+      double e = 0;
+      for (int i = 0; i < 16; ++i) {
+        const double r = static_cast<double>(x[i]) - gp.value(gp.nearest(x[i]));
+        e += w[i] * r * r;
+      }
+      if (best_err < 0 || e < best_err) {
+        best_err = e;
+        best = l;
+      }
+    }
+    const int u = best + 32;  // stored unsigned, as unpack_q3_k_scales reads it
+    const int lo_shift = j < 8 ? 0 : 4;
+    b.scales[j % 8] = static_cast<std::uint8_t>((b.scales[j % 8] & ~(0xF << lo_shift)) | ((u & 0xF) << lo_shift));
+    b.scales[8 + j % 4] = static_cast<std::uint8_t>((b.scales[8 + j % 4] & ~(3 << (2 * (j / 4)))) | ((u >> 4) << (2 * (j / 4))));
+    for (int i = 0; i < 16; ++i) g[i] = {d * static_cast<float>(best), 0.0f, -4, 3};
+  }
   static void pack(const int* L, Block& b) {
     int U[kQK_K];
     std::memset(b.hmask, 0, sizeof b.hmask);

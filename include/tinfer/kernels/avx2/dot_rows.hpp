@@ -8,11 +8,13 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/weight_view.hpp"
@@ -37,28 +39,87 @@ TINFER_TARGET_AVX2 inline __m256 load8(const bf16* p) noexcept {
   const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
-inline float to_f32(float v) noexcept { return v; }
-inline float to_f32(f16 v) noexcept { return v.to_float(); }
-inline float to_f32(bf16 v) noexcept { return v.to_float(); }
+/// One element as float, read with memcpy (rows may be misaligned).
+template <class T>
+inline float elem(const T* p) noexcept {
+  if constexpr (sizeof(T) == 4) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  } else {
+    std::uint16_t b;
+    std::memcpy(&b, p, 2);
+    return T::to_float(b);
+  }
+}
+
+/// The 16-lane order of scalar/dot_rows.hpp in two ymm (lanes 0..7, 8..15): 16 -> 8 is lo + hi.
+TINFER_TARGET_AVX2 inline float reduce16(__m256 lo, __m256 hi) noexcept { return hsum(_mm256_add_ps(lo, hi)); }
+
+/// A register tile of RM weight rows times NX activation rows in the 16-lane order of
+/// scalar::dot16 (two ymm per (row, token)); the result does not depend on RM or NX.
+template <class T, int RM, int NX>
+TINFER_TARGET_AVX2 inline void dot_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
+                                        std::int64_t ldy, std::int64_t r) noexcept {
+  const std::int64_t n = w.cols;
+  const T* row[RM];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.row(r + m));
+  __m256 lo[RM][NX], hi[RM][NX];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) lo[m][j] = hi[m][j] = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      // Prefetch the next tile of rows (see avx512/dot_rows.hpp).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+      const __m256 w0 = load8(row[m] + i), w1 = load8(row[m] + i + 8);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        lo[m][j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * ldx + i), lo[m][j]);
+        hi[m][j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j * ldx + i + 8), hi[m][j]);
+      }
+    }
+  }
+  if (i < n) {
+    // The last n - i elements (< 16) through zero-padded copies; lanes past the end keep their
+    // value (blend), as in the scalar twin.
+    const int rem = static_cast<int>(n - i);
+    alignas(32) float wt[16], xt[16];
+    alignas(32) std::int32_t mk[16];
+    for (int l = 0; l < 16; ++l) mk[l] = l < rem ? -1 : 0;
+    const __m256 k0 = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mk)));
+    const __m256 k1 = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mk + 8)));
+    for (int m = 0; m < RM; ++m) {
+      for (int l = 0; l < 16; ++l) wt[l] = l < rem ? elem(row[m] + i + l) : 0.0f;
+      for (int j = 0; j < NX; ++j) {
+        for (int l = 0; l < 16; ++l) xt[l] = l < rem ? x[j * ldx + i + l] : 0.0f;
+        lo[m][j] = _mm256_blendv_ps(lo[m][j], _mm256_fmadd_ps(_mm256_load_ps(wt), _mm256_load_ps(xt), lo[m][j]), k0);
+        hi[m][j] = _mm256_blendv_ps(hi[m][j], _mm256_fmadd_ps(_mm256_load_ps(wt + 8), _mm256_load_ps(xt + 8), hi[m][j]), k1);
+      }
+    }
+  }
+  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(lo[m][j], hi[m][j]);
+}
+
+template <class T, int NX>
+TINFER_TARGET_AVX2 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
+                                      std::int64_t r0, std::int64_t r1) noexcept {
+  constexpr int RM = NX == 1 ? 4 : 2;
+  std::int64_t r = r0;
+  for (; r + RM <= r1; r += RM) dot_tile<T, RM, NX>(w, x, ldx, y, ldy, r);
+  for (; r < r1; ++r) dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r);
+}
 
 template <class T>
 TINFER_TARGET_AVX2 void dot_rows(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  const std::int64_t n = w.cols;
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const T* row = reinterpret_cast<const T*>(w.row(r));
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    std::int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      a0 = _mm256_fmadd_ps(load8(row + i), _mm256_loadu_ps(x + i), a0);
-      a1 = _mm256_fmadd_ps(load8(row + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-      a2 = _mm256_fmadd_ps(load8(row + i + 16), _mm256_loadu_ps(x + i + 16), a2);
-      a3 = _mm256_fmadd_ps(load8(row + i + 24), _mm256_loadu_ps(x + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(row + i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; ++i) s += to_f32(row[i]) * x[i];
-    y[r] = s;
-  }
+  dot_rows_tile<T, 1>(w, x, 0, y, 0, r0, r1);
+}
+
+/// nx activation rows (stride ldx), results y[j * ldy + r], two at a time.
+template <class T>
+TINFER_TARGET_AVX2 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
+                                       std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
+  int j = 0;
+  for (; j + 2 <= nx; j += 2) dot_rows_tile<T, 2>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
+  if (j < nx) dot_rows_tile<T, 1>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
 }
 
 }  // namespace tinfer::kernels::avx2

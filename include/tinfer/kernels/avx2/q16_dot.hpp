@@ -1,15 +1,14 @@
 // tinfer/kernels/avx2/q16_dot.hpp: AVX2 kernels of the 16-bit-activation path
-// (scalar/q16_dot.hpp is the twin and states the arithmetic): weight quants widened to int16
-// (offsets applied, K types times their sub-block scale), vpmaddwd for pairs of int16 products,
-// int32 lanes added, converted to float once per block or half super-block.
-//
-// int32 bounds per lane (|a| <= 32767): Q8_0 / Q4_0: 4 products of |q| <= 128 per block; Q4_K:
-// 32 products of |sc q| <= 945 per super-block (9.9e8); Q6_K: 16 products of |sc q| <= 4096
-// per half super-block (2147418112 < 2^31 - 1), so Q6_K converts each half separately.
+// (scalar/q16_dot.hpp is the twin and defines the order of every operation; the results are
+// identical bit for bit): weight quants widened to int16 (offsets applied, K types times their
+// sub-block scale), vpmaddwd for pairs of int16 products. The 16 lanes of the twin are two ymm:
+// lanes 0..7 from values 0..15 of each 32-value chunk, lanes 8..15 from values 16..31.
+// int32 bounds: as in the twin (each lane holds the same products).
 #pragma once
 
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -34,7 +33,6 @@ TQ16A_TARGET inline float f16_at(const std::byte* p) noexcept {
 TQ16A_TARGET inline __m256i zx128(const void* p) noexcept {
   return _mm256_cvtepu8_epi16(_mm_loadu_si128(static_cast<const __m128i*>(p)));
 }
-TQ16A_TARGET inline __m256i ld(const std::int16_t* p) noexcept { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 TQ16A_TARGET inline float hsum(__m256 v) noexcept {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -42,26 +40,43 @@ TQ16A_TARGET inline float hsum(__m256 v) noexcept {
   return _mm_cvtss_f32(s);
 }
 
-template <DType T, int NX>
-TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
-                          std::int64_t r0, std::int64_t r1) noexcept {
+inline float act_d(const std::byte* a) noexcept {
+  float d;
+  std::memcpy(&d, a, 4);
+  return d;
+}
+TQ16A_TARGET inline __m256i ldx(const std::byte* a, std::size_t qs_off, int off) noexcept {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + qs_off + 2 * off));
+}
+TQ16A_TARGET inline void fma16(__m256i plo, __m256i phi, __m256 s, __m256& lo, __m256& hi) noexcept {
+  lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(plo), s, lo);
+  hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(phi), s, hi);
+}
+
+/// RM weight rows from r times NX activation rows; lo/hi are lanes 0..7 / 8..15.
+template <DType T, int RM, int NX>
+TQ16A_TARGET inline void tile(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                              std::int64_t r) noexcept {
   using B = quant::block_of_t<T>;
   constexpr std::int64_t bs = static_cast<std::int64_t>(sizeof(B));
   constexpr bool kq = q16_format(T) == ActFormat::Q16_K;
   using A = std::conditional_t<kq, quant::block_q16xK, quant::block_q16x32>;
+  constexpr std::size_t qo = offsetof(A, qs);
   const std::int64_t nb = w.cols / (kq ? quant::kQK_K : quant::kQK);
-  const A* x[NX];
-  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) x[j] = reinterpret_cast<const A*>(xq + static_cast<std::size_t>(j) * xs);
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const std::byte* row = w.row(r);
-    __m256 acc[NX];
-    float accm[NX];
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-      acc[j] = _mm256_setzero_ps();
-      accm[j] = 0.0f;
-    }
-    for (std::int64_t i = 0; i < nb; ++i) {
-      const std::byte* b = row + i * bs;
+  __m256 lo[RM][NX], hi[RM][NX];
+  float accm[RM][NX];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+    lo[m][j] = hi[m][j] = _mm256_setzero_ps();
+    accm[m][j] = 0.0f;
+  }
+  for (std::int64_t i = 0; i < nb; ++i) {
+    const std::byte* xa[NX];
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xa[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(i) * sizeof(A);
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      const std::byte* b = w.row(r + m) + i * bs;
+      // The same place in the next tile of rows: RM short interleaved streams defeat the
+      // hardware prefetcher (one row at a time is a single sequential stream).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(b) + RM * w.row_bytes, _MM_HINT_T0);
       if constexpr (T == DType::Q8_0 || T == DType::Q4_0) {
         __m256i w0, w1;
         if constexpr (T == DType::Q8_0) {
@@ -75,14 +90,14 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
         }
         const float dw = f16_at(b);
         _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-          const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w0, ld(x[j][i].qs)), _mm256_madd_epi16(w1, ld(x[j][i].qs + 16)));
-          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x[j][i].d), acc[j]);
+          fma16(_mm256_madd_epi16(w0, ldx(xa[j], qo, 0)), _mm256_madd_epi16(w1, ldx(xa[j], qo, 16)),
+                _mm256_set1_ps(dw * act_d(xa[j])), lo[m][j], hi[m][j]);
         }
       } else if constexpr (T == DType::Q4_K) {
         std::uint8_t sc[8], mn[8];
         _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) quant::detail::scale_min_k4(k, reinterpret_cast<const std::uint8_t*>(b + offsetof(B, scales)), sc[k], mn[k]);
-        __m256i p[NX];
-        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
+        __m256i plo[NX], phi[NX];
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) plo[j] = phi[j] = _mm256_setzero_si256();
         const std::byte* qs = b + offsetof(B, qs);
         const __m256i m4 = _mm256_set1_epi16(0x0F);
         _Pragma("GCC unroll 8") for (int k = 0; k < 4; ++k) {
@@ -91,28 +106,29 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
           const __m256i l0 = _mm256_mullo_epi16(_mm256_and_si256(z0, m4), s0), l1 = _mm256_mullo_epi16(_mm256_and_si256(z1, m4), s0);
           const __m256i h0 = _mm256_mullo_epi16(_mm256_srli_epi16(z0, 4), s1), h1 = _mm256_mullo_epi16(_mm256_srli_epi16(z1, 4), s1);
           _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-            const std::int16_t* a = x[j][i].qs + 64 * k;
-            const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(l0, ld(a)), _mm256_madd_epi16(l1, ld(a + 16))),
-                                               _mm256_add_epi32(_mm256_madd_epi16(h0, ld(a + 32)), _mm256_madd_epi16(h1, ld(a + 48))));
-            p[j] = _mm256_add_epi32(p[j], s);
+            const int a = 64 * k;
+            plo[j] = _mm256_add_epi32(plo[j], _mm256_add_epi32(_mm256_madd_epi16(l0, ldx(xa[j], qo, a)), _mm256_madd_epi16(h0, ldx(xa[j], qo, a + 32))));
+            phi[j] = _mm256_add_epi32(phi[j], _mm256_add_epi32(_mm256_madd_epi16(l1, ldx(xa[j], qo, a + 16)), _mm256_madd_epi16(h1, ldx(xa[j], qo, a + 48))));
           }
         }
         const float d = f16_at(b + offsetof(B, d)), dmin = f16_at(b + offsetof(B, dmin));
         _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-          std::int64_t summ = 0;
-          _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) summ += static_cast<std::int64_t>(mn[k]) * x[j][i].bsums[k];
-          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[j]), _mm256_set1_ps(d * x[j][i].d), acc[j]);
-          accm[j] += (dmin * x[j][i].d) * static_cast<float>(summ);
+          std::int32_t bsums[8];
+          std::memcpy(bsums, xa[j] + offsetof(A, bsums), sizeof(bsums));
+          std::int32_t summ = 0;
+          _Pragma("GCC unroll 8") for (int k = 0; k < 8; ++k) summ += static_cast<std::int32_t>(mn[k]) * bsums[k];
+          const float dx = act_d(xa[j]);
+          fma16(plo[j], phi[j], _mm256_set1_ps(d * dx), lo[m][j], hi[m][j]);
+          accm[m][j] = std::fma(static_cast<float>(summ), dmin * dx, accm[m][j]);
         }
       } else {
         static_assert(T == DType::Q6_K);
         const __m256i m4 = _mm256_set1_epi16(0x0F), m30 = _mm256_set1_epi16(0x30), o32 = _mm256_set1_epi16(32);
-        const float d = f16_at(b + offsetof(B, d));
         const auto* scales = reinterpret_cast<const std::int8_t*>(b + offsetof(B, scales));
+        __m256i p[2][NX];  // [half][j]: values 0..15 / 16..31 of each chunk
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) p[0][j] = p[1][j] = _mm256_setzero_si256();
         _Pragma("GCC unroll 8") for (int h = 0; h < 2; ++h) {
-          __m256i p[NX];
-          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) p[j] = _mm256_setzero_si256();
-          _Pragma("GCC unroll 8") for (int half = 0; half < 2; ++half) {  // bytes 0..15 / 16..31 of each 32
+          _Pragma("GCC unroll 8") for (int half = 0; half < 2; ++half) {
             const __m256i ql0 = zx128(b + offsetof(B, ql) + 64 * h + 16 * half);
             const __m256i ql1 = zx128(b + offsetof(B, ql) + 64 * h + 32 + 16 * half);
             const __m256i qh = zx128(b + offsetof(B, qh) + 32 * h + 16 * half);
@@ -124,16 +140,29 @@ TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t 
             _Pragma("GCC unroll 8") for (int g = 0; g < 4; ++g) {
               const __m256i wq = _mm256_mullo_epi16(_mm256_sub_epi16(q[g], o32), _mm256_set1_epi16(scales[8 * h + 2 * g + half]));
               _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-                p[j] = _mm256_add_epi32(p[j], _mm256_madd_epi16(wq, ld(x[j][i].qs + 128 * h + 32 * g + 16 * half)));
+                p[half][j] = _mm256_add_epi32(p[half][j], _mm256_madd_epi16(wq, ldx(xa[j], qo, 128 * h + 32 * g + 16 * half)));
               }
             }
           }
-          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[j]), _mm256_set1_ps(d * x[j][i].d), acc[j]);
         }
+        const float d = f16_at(b + offsetof(B, d));
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) fma16(p[0][j], p[1][j], _mm256_set1_ps(d * act_d(xa[j])), lo[m][j], hi[m][j]);
       }
     }
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) y[j * ldy + r] = hsum(acc[j]) - accm[j];
   }
+  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+    y[j * ldy + r + m] = hsum(_mm256_add_ps(lo[m][j], hi[m][j])) - accm[m][j];
+  }
+}
+
+template <DType T, int NX>
+TQ16A_TARGET void rows_nx(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                          std::int64_t r0, std::int64_t r1) noexcept {
+  constexpr bool kq = q16_format(T) == ActFormat::Q16_K;
+  constexpr int RM = kq ? 1 : NX == 1 ? 4 : NX == 2 ? 2 : 1;
+  std::int64_t r = r0;
+  for (; r + RM <= r1; r += RM) tile<T, RM, NX>(w, xq, xs, y, ldy, r);
+  for (; r < r1; ++r) tile<T, 1, NX>(w, xq, xs, y, ldy, r);
 }
 }  // namespace q16detail
 

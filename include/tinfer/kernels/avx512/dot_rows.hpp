@@ -7,6 +7,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <immintrin.h>
@@ -28,7 +29,8 @@ TINFER_TARGET_AVX512 inline __m512 load16(const bf16* p) noexcept {
   const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
-// Masked loads for the tail (n % 16 elements), so no scalar loop is needed.
+// Masked loads for the tail (n % 16 elements), so no scalar loop is needed (bits of disabled
+// lanes are zero, never read from memory).
 TINFER_TARGET_AVX512 inline __m512 load16_masked(const float* p, __mmask16 m) noexcept { return _mm512_maskz_loadu_ps(m, p); }
 TINFER_TARGET_AVX512 inline __m512 load16_masked(const f16* p, __mmask16 m) noexcept {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
@@ -38,42 +40,62 @@ TINFER_TARGET_AVX512 inline __m512 load16_masked(const bf16* p, __mmask16 m) noe
   return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 
-/// y[j * ldy + r] = dot(W[r, :], x + j * ldx) for r in [r0, r1), j in [0, NX): each weight
-/// vector is loaded and widened once for NX activation rows (the register tile of matmul).
-/// Every activation row has its own four accumulators, filled in the same order for any NX, so
-/// the result for a row does not depend on NX.
+/// The 16-lane order of scalar/dot_rows.hpp, one zmm per lane set: 16 -> 8 -> 4 -> 2 -> 1.
+TINFER_TARGET_AVX512 inline float reduce16(__m512 v) noexcept {
+  const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/// y[j * ldy + r + m] = dot(W[r + m, :], x + j * ldx) for m in [0, RM), j in [0, NX): a register
+/// tile of RM weight rows times NX activation rows (RM * NX accumulators, each weight vector
+/// loaded once for NX tokens, each activation vector once for RM rows). Every (row, token) has
+/// its own 16 lanes filled in the order of scalar::dot16, so the result does not depend on RM,
+/// NX or the caller.
+template <class T, int RM, int NX>
+TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
+                                          std::int64_t ldy, std::int64_t r) noexcept {
+  const std::int64_t n = w.cols;
+  const T* row[RM];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.row(r + m));
+  __m512 acc[RM][NX];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 wv[RM];
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
+      // prefetcher; one row at a time is a single sequential stream).
+      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+      wv[m] = load16(row[m] + i);
+    }
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+      const __m512 xv = _mm512_loadu_ps(x + j * ldx + i);
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
+    }
+  }
+  if (i < n) {
+    // Lanes past the end keep their value (mask3: the addend passes through), as in the scalar twin.
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 wv[RM];
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) wv[m] = load16_masked(row[m] + i, k);
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+      const __m512 xv = _mm512_maskz_loadu_ps(k, x + j * ldx + i);
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_mask3_fmadd_ps(wv[m], xv, acc[m][j], k);
+    }
+  }
+  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
+}
+
+/// Rows [r0, r1) times NX activation rows: tiles of 4 rows, then single rows.
 template <class T, int NX>
 TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
                                         std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
-  const std::int64_t n = w.cols;
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const T* row = reinterpret_cast<const T*>(w.row(r));
-    __m512 a0[NX], a1[NX], a2[NX], a3[NX];
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = a1[j] = a2[j] = a3[j] = _mm512_setzero_ps();
-    std::int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-      const __m512 w0 = load16(row + i), w1 = load16(row + i + 16), w2 = load16(row + i + 32), w3 = load16(row + i + 48);
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-        const float* xj = x + j * ldx + i;
-        a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), a0[j]);
-        a1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), a1[j]);
-        a2[j] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xj + 32), a2[j]);
-        a3[j] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xj + 48), a3[j]);
-      }
-    }
-    for (; i + 16 <= n; i += 16) {
-      const __m512 w0 = load16(row + i);
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * ldx + i), a0[j]);
-    }
-    if (i < n) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-      const __m512 w0 = load16_masked(row + i, m);
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a1[j] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + j * ldx + i), a1[j]);
-    }
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-      y[j * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[j], a1[j]), _mm512_add_ps(a2[j], a3[j])));
-    }
-  }
+  std::int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dot_tile<T, 4, NX>(w, x, ldx, y, ldy, r);
+  for (; r < r1; ++r) dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r);
 }
 
 template <class T>

@@ -1,21 +1,27 @@
 // tinfer/kernels/scalar/q16_dot.hpp: scalar integer dot products of quantized weight rows with
 // 16-bit quantized activations (ActFormat::Q16_32 / Q16_K, quantize_activations.hpp): the
-// default path for Q8_0, Q4_0, Q4_K and Q6_K weights, and the twin of the SIMD versions.
+// default path for Q8_0, Q4_0, Q4_K and Q6_K weights, and the twin of the SIMD versions, which
+// give the same result bit for bit.
 //
-// Per block b, with weight quants q (offsets applied: Q8_0 q, Q4_0 n - 8, Q6_K n - 32, Q4_K n),
-// activation quants a and scale dx, the integer sums are exact (int64 here; the SIMD lanes
-// provably stay inside int32, see avx512/q16_dot.hpp):
-//   Q8_0, Q4_0:  y += (dw * dx) * sum(q a)
-//   Q4_K:        y += (d * dx) * sum_j sc_j sum_j(q a) - (dmin * dx) * sum_j m_j sum_j(a)
-//   Q6_K:        y += (d * dx) * sum_g sc_g sum_g(q a)
-// Only the conversion of those integers to float and the order of the float additions differ
-// between this twin and the SIMD kernels.
+// The order every ISA implements. Per (weight row, activation row): 16 float lanes, +0 at the
+// start. Per block (32 values; 256 for the K types), weight quants q (offsets applied: Q8_0 q,
+// Q4_0 n - 8, Q6_K n - 32, Q4_K n times its sub-block scale sc, Q6_K q times sc) and activation
+// quants a with scale dx, lane l gets the exact int32
+//     P_l = sum over the block's 32-value chunks c of (q[c][2l] a[c][2l] + q[c][2l+1] a[c][2l+1])
+// (for the K types each chunk's pair carries its scale: Q4_K sc_c, Q6_K sc of 16 values, i.e.
+// chunk element 2l < 16 uses the first, >= 16 the second) — the pairing of vpmaddwd / vpdpwssd —
+// and then lane_l = fma(float(P_l), s, lane_l) with s = float(d_w) * dx rounded once. Q4_K also
+// keeps one float M = fma(float(sum_j m_j bsum_j), float(dmin) * dx, M) per super-block (exact
+// integer inside). Result: reduce16(lanes) (scalar/dot_rows.hpp's tree) - M.
+// int32 bounds per lane (|a| <= 32767): Q8_0 / Q4_0 2 products of |q| <= 128; Q4_K 16 of
+// |sc q| <= 63 * 15; Q6_K 16 of |sc q| <= 128 * 32 (2147418112 < 2^31 - 1).
 //
 // Every kernel handles `nx` activation rows at once (x_j at xq + j * x_stride bytes, result
 // y[j * ldy + r]); the result for one activation row does not depend on nx, so a batched product
 // (matmul) equals the matrix-vector products row by row, bit for bit.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,6 +31,7 @@
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/dequantize.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
+#include "tinfer/kernels/scalar/dot_rows.hpp"
 
 namespace tinfer::kernels {
 
@@ -54,38 +61,47 @@ B load(const std::byte* p) noexcept {
   return b;
 }
 
-inline float block(const quant::block_q8_0& b, const quant::block_q16x32& x) noexcept {
-  std::int64_t s = 0;
-  for (int l = 0; l < 32; ++l) s += static_cast<std::int64_t>(b.qs[l]) * x.qs[l];
-  return (b.d.to_float() * x.d) * static_cast<float>(s);
+/// Adds one block to the 16 lanes: lane_l = fma(float(P_l), sc, lane_l).
+inline void fma16(const std::int32_t* p, float sc, float* acc) noexcept {
+  for (int l = 0; l < 16; ++l) acc[l] = std::fma(static_cast<float>(p[l]), sc, acc[l]);
 }
-inline float block(const quant::block_q4_0& b, const quant::block_q16x32& x) noexcept {
-  std::int64_t s = 0;
+
+inline void block(const quant::block_q8_0& b, const quant::block_q16x32& x, float* acc, float&) noexcept {
+  std::int32_t p[16];
+  for (int l = 0; l < 16; ++l) p[l] = b.qs[2 * l] * x.qs[2 * l] + b.qs[2 * l + 1] * x.qs[2 * l + 1];
+  fma16(p, b.d.to_float() * x.d, acc);
+}
+inline void block(const quant::block_q4_0& b, const quant::block_q16x32& x, float* acc, float&) noexcept {
+  int q[32];
   for (int l = 0; l < 16; ++l) {
-    s += static_cast<std::int64_t>((b.qs[l] & 0xF) - 8) * x.qs[l];
-    s += static_cast<std::int64_t>((b.qs[l] >> 4) - 8) * x.qs[l + 16];
+    q[l] = (b.qs[l] & 0xF) - 8;
+    q[l + 16] = (b.qs[l] >> 4) - 8;
   }
-  return (b.d.to_float() * x.d) * static_cast<float>(s);
+  std::int32_t p[16];
+  for (int l = 0; l < 16; ++l) p[l] = q[2 * l] * x.qs[2 * l] + q[2 * l + 1] * x.qs[2 * l + 1];
+  fma16(p, b.d.to_float() * x.d, acc);
 }
-inline float block(const quant::block_q4_K& b, const quant::block_q16xK& x) noexcept {
-  std::int64_t sumi = 0, summ = 0;
+inline void block(const quant::block_q4_K& b, const quant::block_q16xK& x, float* acc, float& accm) noexcept {
+  std::int32_t p[16] = {};
+  std::int32_t summ = 0;
   for (int j = 0; j < 8; ++j) {
     std::uint8_t sc, m;
     quant::detail::scale_min_k4(j, b.scales, sc, m);
     const std::uint8_t* qs = b.qs + 32 * (j / 2);
-    std::int64_t s = 0;
-    for (int l = 0; l < 32; ++l) s += static_cast<std::int64_t>(j % 2 == 0 ? (qs[l] & 0xF) : (qs[l] >> 4)) * x.qs[32 * j + l];
-    sumi += sc * s;
-    summ += static_cast<std::int64_t>(m) * x.bsums[j];
+    int q[32];
+    for (int e = 0; e < 32; ++e) q[e] = sc * (j % 2 == 0 ? (qs[e] & 0xF) : (qs[e] >> 4));
+    const std::int16_t* a = x.qs + 32 * j;
+    for (int l = 0; l < 16; ++l) p[l] += q[2 * l] * a[2 * l] + q[2 * l + 1] * a[2 * l + 1];
+    summ += static_cast<std::int32_t>(m) * x.bsums[j];
   }
-  return (b.d.to_float() * x.d) * static_cast<float>(sumi) - (b.dmin.to_float() * x.d) * static_cast<float>(summ);
+  fma16(p, b.d.to_float() * x.d, acc);
+  accm = std::fma(static_cast<float>(summ), b.dmin.to_float() * x.d, accm);
 }
-inline float block(const quant::block_q6_K& b, const quant::block_q16xK& x) noexcept {
-  std::int64_t sumi = 0;
+inline void block(const quant::block_q6_K& b, const quant::block_q16xK& x, float* acc, float&) noexcept {
+  std::int32_t p[16] = {};
   for (int h = 0; h < 2; ++h) {
     const std::uint8_t* ql = b.ql + 64 * h;
     const std::uint8_t* qh = b.qh + 32 * h;
-    const std::int16_t* a = x.qs + 128 * h;
     int q[128];
     for (int l = 0; l < 32; ++l) {
       q[l] = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
@@ -93,13 +109,14 @@ inline float block(const quant::block_q6_K& b, const quant::block_q16xK& x) noex
       q[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
       q[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
     }
-    for (int g = 0; g < 8; ++g) {
-      std::int64_t s = 0;
-      for (int l = 0; l < 16; ++l) s += static_cast<std::int64_t>(q[16 * g + l]) * a[16 * g + l];
-      sumi += b.scales[8 * h + g] * s;
+    for (int e = 0; e < 128; ++e) q[e] *= b.scales[8 * h + e / 16];
+    for (int c = 0; c < 4; ++c) {
+      const int* qc = q + 32 * c;
+      const std::int16_t* a = x.qs + 128 * h + 32 * c;
+      for (int l = 0; l < 16; ++l) p[l] += qc[2 * l] * a[2 * l] + qc[2 * l + 1] * a[2 * l + 1];
     }
   }
-  return (b.d.to_float() * x.d) * static_cast<float>(sumi);
+  fma16(p, b.d.to_float() * x.d, acc);
 }
 }  // namespace q16detail
 
@@ -114,10 +131,13 @@ void q16_rows(const WeightView& w, const void* xq, std::size_t x_stride, int nx,
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::byte* row = w.row(r);
     for (int j = 0; j < nx; ++j) {
-      const auto* x = reinterpret_cast<const A*>(static_cast<const std::byte*>(xq) + static_cast<std::size_t>(j) * x_stride);
-      float acc = 0.0f;
-      for (std::int64_t i = 0; i < nb; ++i) acc += q16detail::block(q16detail::load<B>(row + i * bs), x[i]);
-      y[j * ldy + r] = acc;
+      const std::byte* xj = static_cast<const std::byte*>(xq) + static_cast<std::size_t>(j) * x_stride;
+      float acc[16] = {};
+      float accm = 0.0f;
+      for (std::int64_t i = 0; i < nb; ++i) {
+        q16detail::block(q16detail::load<B>(row + i * bs), q16detail::load<A>(xj + static_cast<std::size_t>(i) * sizeof(A)), acc, accm);
+      }
+      y[j * ldy + r] = reduce16(acc) - accm;
     }
   }
 }
