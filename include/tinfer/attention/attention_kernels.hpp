@@ -16,9 +16,10 @@
 // A scalar reference twin, AVX2+FMA+F16C (8 lanes) and AVX-512F (16 lanes; tiles of at most 8
 // queries, i.e. decode with a GQA group of 8, use the 8-lane code) versions, by target attributes
 // (the translation unit needs no -mavx2). The table is chosen once from kernels::default_isa()
-// (TINFER_ISA lowers it). The SIMD exp is a polynomial (Cephes expf, relative error ~2e-7); the
-// scalar one is std::exp. Each lane's arithmetic is the same whichever lane or tile holds the
-// query, so results do not depend on how work is split across threads.
+// (TINFER_ISA lowers it). The exp is a polynomial (Cephes expf, relative error ~2e-7), computed
+// with the same fused multiply-adds by the scalar twin, AVX2 and AVX-512. Each lane's arithmetic is
+// the same whichever lane, tile or ISA computes the query, so results depend neither on how work
+// is split across threads nor on the ISA path (bit-identical; tests check it).
 #pragma once
 
 #include <algorithm>
@@ -101,9 +102,30 @@ inline void scores(const float* K, std::int64_t ks, int n, const float* Qt, int 
     for (int d = 0; d < hd; ++d) {
       const float kd = K[t * ks + d];
       const float* q = Qt + static_cast<std::int64_t>(d) * ld;
-      for (int j = 0; j < nl; ++j) s[j] += kd * q[j];
+      for (int j = 0; j < nl; ++j) s[j] = std::fma(kd, q[j], s[j]);
     }
   }
+}
+
+/// exp(x) for x <= ~88, operation for operation what the SIMD exp8/exp16 compute (range
+/// reduction by ln 2, Cephes' degree-6 polynomial, the same fused multiply-adds), so every ISA
+/// gives the same bits; relative error ~2e-7 against std::exp.
+inline float exp_poly(float x) noexcept {
+  x = x > -87.0f ? x : -87.0f;  // as max_ps(x, -87): -inf and NaN-free inputs map alike
+  const float n = std::nearbyint(x * 1.44269504088896341f);  // round half to even, as _MM_FROUND_TO_NEAREST_INT
+  float r = std::fma(-n, 0.693359375f, x);
+  r = std::fma(-n, -2.12194440e-4f, r);
+  float y = 1.9875691500e-4f;
+  y = std::fma(y, r, 1.3981999507e-3f);
+  y = std::fma(y, r, 8.3334519073e-3f);
+  y = std::fma(y, r, 4.1665795894e-2f);
+  y = std::fma(y, r, 1.6666665459e-1f);
+  y = std::fma(y, r, 5.0000001201e-1f);
+  y = std::fma(y, r * r, r + 1.0f);
+  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return y * scale;
 }
 
 inline void softmax(float* St, int ld, int nl, int n, float tpos0, const float* lo, const float* hi, float* m, float* l, float* Ot,
@@ -119,15 +141,15 @@ inline void softmax(float* St, int ld, int nl, int n, float tpos0, const float* 
     }
     const float m_new = std::max(m[j], mx);
     const float m_use = m_new == kNegInf ? 0.0f : m_new;  // no key yet: keep everything at 0
-    const float corr = std::exp(m[j] - m_use);
+    const float corr = exp_poly(m[j] - m_use);
     float sum = 0.0f;
     for (int t = 0; t < n; ++t) {
       float& s = St[static_cast<std::int64_t>(t) * ld + j];
-      s = s == kNegInf ? 0.0f : std::exp(s - m_use);
+      s = s == kNegInf ? 0.0f : exp_poly(s - m_use);
       sum += s;
     }
     m[j] = m_new;
-    l[j] = l[j] * corr + sum;
+    l[j] = std::fma(l[j], corr, sum);
     for (int d = 0; d < hd; ++d) Ot[static_cast<std::int64_t>(d) * ld + j] *= corr;
   }
 }
@@ -138,7 +160,7 @@ inline void accumulate(const float* V, std::int64_t vs, int n, const float* P, i
     for (int t = 0; t < n; ++t) {
       const float v = V[t * vs + d];
       const float* p = P + static_cast<std::int64_t>(t) * ld;
-      for (int j = 0; j < nl; ++j) o[j] += v * p[j];
+      for (int j = 0; j < nl; ++j) o[j] = std::fma(v, p[j], o[j]);
     }
   }
 }
@@ -638,8 +660,9 @@ inline AttnKernels make_attn_kernels(kernels::Isa isa) {
     k.scores = avx512::scores;
     k.softmax = avx512::softmax;
     k.accumulate = avx512::accumulate;
-    k.scores_pair = avx512::scores_pair;
-    k.accumulate_pair = avx512::accumulate_pair;
+    // The pair layout (avx512::scores_pair / accumulate_pair) sums even and odd dimensions
+    // separately, which rounds differently from the plain layout of the other levels; it stays
+    // off so every ISA gives the same bits (tokens must not depend on the ISA path).
   }
 #endif
   return k;
