@@ -159,7 +159,7 @@ Bounds bounds(DType t, const Data& d, std::int64_t r, int j) {
   std::vector<float> w(static_cast<std::size_t>(d.cols)), m(static_cast<std::size_t>(d.cols), 0.0f);
   std::vector<std::byte> row(d.w.row_bytes);
   q::dequantize_row(t, d.w.row(r), w.data(), d.cols);
-  if (has_min(t)) {
+  if (has_min(t) && nb > 0) {  // nb == 0: an empty row (memcpy must not see a null pointer)
     std::memcpy(row.data(), d.w.row(r), d.w.row_bytes);
     for (std::int64_t i = 0; i < nb; ++i) zero_quants(t, row.data() + static_cast<std::size_t>(i) * bb);
     q::dequantize_row(t, row.data(), m.data(), d.cols);
