@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -234,16 +235,24 @@ inline std::map<std::string, std::vector<std::byte>> gptq_quantize_model(const s
       if (static_cast<int>(c.size()) > max_ctx)
         throw InvalidArgument(detail::str_cat("GPTQ: a calibration chunk of ", c.size(), " tokens exceeds the model's context of ", max_ctx));
   };
-  if (arch == "llama") {
-    const auto base = load_llama_gguf(file);
+  // Both families: the embedding (GPTQ'd as the classifier when tied) becomes float, every
+  // layer's linear weights are registered by `add_layer`, then the layers are calibrated in order.
+  auto run = [&](const auto& base, auto* session_tag, auto&& add_layer) {
+    using Model = std::remove_cvref_t<decltype(base)>;
+    using Session = std::remove_pointer_t<decltype(session_tag)>;
     auto w = base.weights();
     const bool tied = w.classifier.data == w.token_embedding.data;
     embedding_view(tied);
     w.token_embedding = WeightView::f32(emb.data(), w.token_embedding.rows, w.token_embedding.cols);
     if (tied) w.classifier = w.token_embedding;
-    for (int l = 0; l < base.config().n_layers; ++l) {
-      auto& L = w.layers[static_cast<std::size_t>(l)];
-      const std::string p = "blk." + std::to_string(l) + ".";
+    for (int l = 0; l < base.config().n_layers; ++l) add_layer(w.layers[static_cast<std::size_t>(l)], "blk." + std::to_string(l) + ".", l);
+    if (!tied) add_output(w.classifier);
+    const Model model(base.config(), std::move(w), nullptr);
+    check_ctx(model.config().max_seq_len);
+    detail::gptq_sequential<Model, Session>(model, mats, target, chunks, model.config().n_layers, opt, out);
+  };
+  if (arch == "llama") {
+    run(load_llama_gguf(file), static_cast<LlamaSession*>(nullptr), [&](LlamaLayerWeights& L, const std::string& p, int l) {
       add(p + "attn_q.weight", l, LinearSlot::AttnQKV, L.wq);
       add(p + "attn_k.weight", l, LinearSlot::AttnQKV, L.wk);
       add(p + "attn_v.weight", l, LinearSlot::AttnQKV, L.wv);
@@ -251,30 +260,14 @@ inline std::map<std::string, std::vector<std::byte>> gptq_quantize_model(const s
       add(p + "ffn_gate.weight", l, LinearSlot::FfnUp, L.w_gate);
       add(p + "ffn_up.weight", l, LinearSlot::FfnUp, L.w_up);
       add(p + "ffn_down.weight", l, LinearSlot::FfnDown, L.w_down);
-    }
-    if (!tied) add_output(w.classifier);
-    const LlamaModel model(base.config(), std::move(w), nullptr);
-    check_ctx(model.config().max_seq_len);
-    detail::gptq_sequential<LlamaModel, LlamaSession>(model, mats, target, chunks, model.config().n_layers, opt, out);
+    });
   } else if (arch == "gpt2") {
-    const auto base = load_gpt2_gguf(file);
-    auto w = base.weights();
-    const bool tied = w.classifier.data == w.token_embedding.data;
-    embedding_view(tied);
-    w.token_embedding = WeightView::f32(emb.data(), w.token_embedding.rows, w.token_embedding.cols);
-    if (tied) w.classifier = w.token_embedding;
-    for (int l = 0; l < base.config().n_layers; ++l) {
-      auto& L = w.layers[static_cast<std::size_t>(l)];
-      const std::string p = "blk." + std::to_string(l) + ".";
+    run(load_gpt2_gguf(file), static_cast<Gpt2Session*>(nullptr), [&](Gpt2LayerWeights& L, const std::string& p, int l) {
       add(p + "attn_qkv.weight", l, LinearSlot::AttnQKV, L.qkv);
       add(p + "attn_output.weight", l, LinearSlot::AttnOut, L.out);
       add(p + "ffn_up.weight", l, LinearSlot::FfnUp, L.up);
       add(p + "ffn_down.weight", l, LinearSlot::FfnDown, L.down);
-    }
-    if (!tied) add_output(w.classifier);
-    const Gpt2Model model(base.config(), std::move(w), nullptr);
-    check_ctx(model.config().max_seq_len);
-    detail::gptq_sequential<Gpt2Model, Gpt2Session>(model, mats, target, chunks, model.config().n_layers, opt, out);
+    });
   } else {
     throw UnsupportedError(file->path() + ": GPTQ supports the architectures llama and gpt2, not '" + arch + "'");
   }
