@@ -63,33 +63,47 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
   __m512 acc[RM][NX];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
   std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 wv[RM];
-    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
-      // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
-      // prefetcher; one row at a time is a single sequential stream).
-      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
-      wv[m] = load16(row[m] + i);
+  if constexpr (RM <= NX) {
+    // Weights in registers, one activation vector at a time (RM * NX + RM + 1 zmm).
+    for (; i + 16 <= n; i += 16) {
+      __m512 wv[RM];
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+        // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
+        // prefetcher; one row at a time is a single sequential stream).
+        if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+        wv[m] = load16(row[m] + i);
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        const __m512 xv = _mm512_loadu_ps(x + j * ldx + i);
+        _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
+      }
     }
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-      const __m512 xv = _mm512_loadu_ps(x + j * ldx + i);
-      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
+  } else {
+    // Activations in registers, one weight vector at a time (RM * NX + NX + 1 zmm).
+    for (; i + 16 <= n; i += 16) {
+      __m512 xv[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xv[j] = _mm512_loadu_ps(x + j * ldx + i);
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+        _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+        const __m512 wv = load16(row[m] + i);
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_fmadd_ps(wv, xv[j], acc[m][j]);
+      }
     }
   }
   if (i < n) {
     // Lanes past the end keep their value (mask3: the addend passes through), as in the scalar twin.
     const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 wv[RM];
-    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) wv[m] = load16_masked(row[m] + i, k);
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-      const __m512 xv = _mm512_maskz_loadu_ps(k, x + j * ldx + i);
-      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_mask3_fmadd_ps(wv[m], xv, acc[m][j], k);
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      const __m512 wv = load16_masked(row[m] + i, k);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        acc[m][j] = _mm512_mask3_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + j * ldx + i), acc[m][j], k);
+      }
     }
   }
   _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
 }
 
-/// Rows [r0, r1) times NX activation rows: tiles of 4 rows, then single rows.
+/// Rows [r0, r1) times NX activation rows: tiles of 4 rows, then single rows (the matvec form).
 template <class T, int NX>
 TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
                                         std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
@@ -103,20 +117,58 @@ TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y
   dot_rows_tile<T, 1>(w, x, 0, y, 0, r0, r1);
 }
 
-/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r].
+namespace detail {
+
+#ifndef TF_RM
+#define TF_RM 4
+#endif
+#ifndef TF_NX
+#define TF_NX 6
+#endif
+/// Register tile of matmul: kRM weight rows x kNX activation rows (24 accumulators; the 4 weight
+/// vectors and 1 activation vector of dot_tile make 29 of the 32 zmm).
+inline constexpr int kRM = TF_RM;
+inline constexpr int kNX = TF_NX;
+
+/// dot_tile<T, M, NX> for the last `rm` (< M) rows of a block.
+template <class T, int M, int NX>
+TINFER_TARGET_AVX512 inline void tile_rows_left(int rm, const WeightView& w, const float* x, std::int64_t ldx, float* y,
+                                                std::int64_t ldy, std::int64_t r) noexcept {
+  if constexpr (M > 1) {
+    if (rm == M - 1) dot_tile<T, M - 1, NX>(w, x, ldx, y, ldy, r);
+    else tile_rows_left<T, M - 1, NX>(rm, w, x, ldx, y, ldy, r);
+  }
+}
+
+/// Rows [r0, r1) times NX activation rows: tiles of kRM rows, then one smaller tile.
+template <class T, int NX>
+TINFER_TARGET_AVX512 void gemm_rows(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
+                                    std::int64_t r0, std::int64_t r1) noexcept {
+  std::int64_t r = r0;
+  for (; r + kRM <= r1; r += kRM) dot_tile<T, kRM, NX>(w, x, ldx, y, ldy, r);
+  if (r < r1) tile_rows_left<T, kRM, NX>(static_cast<int>(r1 - r), w, x, ldx, y, ldy, r);
+}
+
+/// gemm_rows<T, N> for the last `nx` (< N) activation rows.
+template <class T, int N>
+TINFER_TARGET_AVX512 inline void gemm_tokens_left(int nx, const WeightView& w, const float* x, std::int64_t ldx, float* y,
+                                                  std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
+  if constexpr (N > 1) {
+    if (nx == N - 1) gemm_rows<T, N - 1>(w, x, ldx, y, ldy, r0, r1);
+    else gemm_tokens_left<T, N - 1>(nx, w, x, ldx, y, ldy, r0, r1);
+  }
+}
+
+}  // namespace detail
+
+/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r]; kNX activation
+/// rows at a time (the rest in one smaller group), each over all rows [r0, r1) of the tile.
 template <class T>
 TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
                                          std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
-  for (int j = 0; j < nx; j += 4) {
-    const float* xj = x + j * ldx;
-    float* yj = y + j * ldy;
-    switch (nx - j) {
-      case 1: dot_rows_tile<T, 1>(w, xj, ldx, yj, ldy, r0, r1); break;
-      case 2: dot_rows_tile<T, 2>(w, xj, ldx, yj, ldy, r0, r1); break;
-      case 3: dot_rows_tile<T, 3>(w, xj, ldx, yj, ldy, r0, r1); break;
-      default: dot_rows_tile<T, 4>(w, xj, ldx, yj, ldy, r0, r1); break;
-    }
-  }
+  int j = 0;
+  for (; j + detail::kNX <= nx; j += detail::kNX) detail::gemm_rows<T, detail::kNX>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
+  if (j < nx) detail::gemm_tokens_left<T, detail::kNX>(nx - j, w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
 }
 
 }  // namespace tinfer::kernels::avx512
