@@ -1,5 +1,6 @@
 // Batched products (prompt processing): kernels::matmul with n = 1..128 activation rows on
-// TinyLlama-1.1B's shapes, per weight type, in the default activation mode, at 1 and 2 threads.
+// TinyLlama-1.1B's shapes (and GPT-2's for the float types), per weight type, in the default
+// activation mode, at 1 and 2 threads.
 // Counters: GFLOP/s (2 n rows cols per call) and GB/s of weight bytes (read once per call).
 // The result of every row is checked bit for bit against matvec() of that row.
 #include <benchmark/benchmark.h>
@@ -69,13 +70,20 @@ const bool registered = [] {
   const std::pair<DType, const char*> types[] = {{DType::F32, "F32"},   {DType::F16, "F16"},   {DType::BF16, "BF16"},
                                                  {DType::Q8_0, "Q8_0"}, {DType::Q4_0, "Q4_0"}, {DType::Q4_K, "Q4_K"},
                                                  {DType::Q6_K, "Q6_K"}, {DType::Q5_K, "Q5_K"}};
+  auto add = [](DType t, const char* tn, int r, int c, int n, int th) {
+    auto* b = benchmark::RegisterBenchmark((std::string("BM_Matmul/") + tn).c_str(), BM_Matmul, t);
+    b->ArgNames({"rows", "cols", "n", "threads"})->Args({r, c, n, th})->UseRealTime()->Unit(benchmark::kMillisecond);
+  };
   for (const auto& [t, tn] : types)
     for (auto [r, c] : {std::pair{2048, 2048}, std::pair{5632, 2048}})
       for (int n : {1, 16, 128})
-        for (int th : {1, 2}) {
-          auto* b = benchmark::RegisterBenchmark((std::string("BM_Matmul/") + tn).c_str(), BM_Matmul, t);
-          b->ArgNames({"rows", "cols", "n", "threads"})->Args({r, c, n, th})->UseRealTime()->Unit(benchmark::kMillisecond);
-        }
+        for (int th : {1, 2}) add(t, tn, r, c, n, th);
+  // The float types also on TinyLlama's down projection (long rows: the cache-blocked path) and
+  // GPT-2 124M's shapes (768 columns: q/k/v fused, attention out, MLP up; 3072: MLP down).
+  for (const auto& [t, tn] : {std::pair{DType::F32, "F32"}, std::pair{DType::F16, "F16"}, std::pair{DType::BF16, "BF16"}})
+    for (auto [r, c] : {std::pair{2048, 5632}, std::pair{2304, 768}, std::pair{768, 768}, std::pair{3072, 768}, std::pair{768, 3072}})
+      for (int n : {16, 128})
+        for (int th : {1, 2}) add(t, tn, r, c, n, th);
   return true;
 }();
 

@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "tinfer/core/float16.hpp"
@@ -49,23 +50,33 @@ TINFER_TARGET_AVX512 inline float reduce16(__m512 v) noexcept {
   return _mm_cvtss_f32(s);
 }
 
-/// y[j * ldy + r + m] = dot(W[r + m, :], x + j * ldx) for m in [0, RM), j in [0, NX): a register
-/// tile of RM weight rows times NX activation rows (RM * NX accumulators, each weight vector
-/// loaded once for NX tokens, each activation vector once for RM rows). Every (row, token) has
-/// its own 16 lanes filled in the order of scalar::dot16, so the result does not depend on RM,
-/// NX or the caller.
+/// Columns [i0, i1) of a register tile of RM weight rows times NX activation rows: RM * NX
+/// accumulators, each weight vector loaded once for NX tokens, each activation vector once for
+/// RM rows. Every (row, token) has its own 16 lanes filled in the order of scalar::dot16, so the
+/// result does not depend on RM, NX, the column split or the caller. i0 is a multiple of 16
+/// (lane l always takes the elements i = l mod 16); i1 too unless it is w.cols.
+///
+/// With `state` (the lanes of (row m, token j) at state + j * lds + 16 * m), the lanes start
+/// from it unless i0 == 0 and are saved there unless i1 == w.cols; otherwise (and at the end)
+/// each dot product goes to y[j * ldy + r + m] through the fixed reduce16.
 template <class T, int RM, int NX>
-TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
-                                          std::int64_t ldy, std::int64_t r) noexcept {
+TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
+                                          std::int64_t r, std::int64_t i0, std::int64_t i1, float* state = nullptr,
+                                          std::int64_t lds = 0) noexcept {
   const std::int64_t n = w.cols;
   const T* row[RM];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.row(r + m));
   __m512 acc[RM][NX];
-  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
-  std::int64_t i = 0;
+  if (i0 == 0) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
+  } else {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_load_ps(state + j * lds + 16 * m);
+  }
+  std::int64_t i = i0;
+  const std::int64_t full = i1 - 16;
   if constexpr (RM <= NX) {
     // Weights in registers, one activation vector at a time (RM * NX + RM + 1 zmm).
-    for (; i + 16 <= n; i += 16) {
+    for (; i <= full; i += 16) {
       __m512 wv[RM];
       _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
         // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
@@ -80,7 +91,7 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
     }
   } else {
     // Activations in registers, one weight vector at a time (RM * NX + NX + 1 zmm).
-    for (; i + 16 <= n; i += 16) {
+    for (; i <= full; i += 16) {
       __m512 xv[NX];
       _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xv[j] = _mm512_loadu_ps(x + j * ldx + i);
       _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
@@ -90,9 +101,10 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
       }
     }
   }
-  if (i < n) {
-    // Lanes past the end keep their value (mask3: the addend passes through), as in the scalar twin.
-    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
+  if (i < i1) {
+    // The tail (n % 16 elements, only when i1 == n). Lanes past the end keep their value
+    // (mask3: the addend passes through), as in the scalar twin.
+    const __mmask16 k = static_cast<__mmask16>((1u << (i1 - i)) - 1);
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
       const __m512 wv = load16_masked(row[m] + i, k);
       _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
@@ -100,75 +112,102 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
       }
     }
   }
-  _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
+  if (i1 < n) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_store_ps(state + j * lds + 16 * m, acc[m][j]);
+  } else {
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
+  }
 }
 
-/// Rows [r0, r1) times NX activation rows: tiles of 4 rows, then single rows (the matvec form).
-template <class T, int NX>
-TINFER_TARGET_AVX512 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y,
-                                        std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
-  std::int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) dot_tile<T, 4, NX>(w, x, ldx, y, ldy, r);
-  for (; r < r1; ++r) dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r);
-}
-
+/// Rows [r0, r1) times one activation vector: tiles of 4 rows, then single rows (matvec).
 template <class T>
 TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  dot_rows_tile<T, 1>(w, x, 0, y, 0, r0, r1);
+  std::int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dot_tile<T, 4, 1>(w, x, 0, y, 0, r, 0, w.cols);
+  for (; r < r1; ++r) dot_tile<T, 1, 1>(w, x, 0, y, 0, r, 0, w.cols);
 }
 
 namespace detail {
 
-#ifndef TF_RM
-#define TF_RM 4
-#endif
-#ifndef TF_NX
-#define TF_NX 6
-#endif
-/// Register tile of matmul: kRM weight rows x kNX activation rows (24 accumulators; the 4 weight
-/// vectors and 1 activation vector of dot_tile make 29 of the 32 zmm).
-inline constexpr int kRM = TF_RM;
-inline constexpr int kNX = TF_NX;
+/// Register tile of matmul: kRM weight rows x kNX activation rows (24 accumulators; with the 4
+/// weight vectors and 1 activation vector of dot_tile, 29 of the 32 zmm). 4 x 6 measured faster
+/// than 4 x 4, 6 x 4, 8 x 3, 3 x 8 and 5 x 5 on Zen 5.
+inline constexpr int kRM = 4;
+inline constexpr int kNX = 6;
+/// Cache blocking for rows longer than 2 kKC columns: columns in chunks of kKC (a kNX-token
+/// slice of x, 12 KiB, stays in L1 while it meets every weight row of the block), rows in blocks
+/// of kRB (their kKC-column slice, 32-64 KiB, in L1/L2 while the token groups pass), tokens in
+/// blocks of kNB; the lanes wait between chunks in a per-thread buffer of kRB x kNB x 16 floats.
+inline constexpr std::int64_t kKC = 512;
+inline constexpr std::int64_t kRB = 32;
+inline constexpr int kNB = 48;
+static_assert(kKC % 16 == 0 && kRB % kRM == 0 && kNB % kNX == 0);
 
-/// dot_tile<T, M, NX> for the last `rm` (< M) rows of a block.
-template <class T, int M, int NX>
-TINFER_TARGET_AVX512 inline void tile_rows_left(int rm, const WeightView& w, const float* x, std::int64_t ldx, float* y,
-                                                std::int64_t ldy, std::int64_t r) noexcept {
-  if constexpr (M > 1) {
-    if (rm == M - 1) dot_tile<T, M - 1, NX>(w, x, ldx, y, ldy, r);
-    else tile_rows_left<T, M - 1, NX>(rm, w, x, ldx, y, ldy, r);
-  }
-}
-
-/// Rows [r0, r1) times NX activation rows: tiles of kRM rows, then one smaller tile.
+/// The tiles of one group of NX tokens over rows [r0, r1): kRM rows at a time, then the rest.
 template <class T, int NX>
 TINFER_TARGET_AVX512 void gemm_rows(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
-                                    std::int64_t r0, std::int64_t r1) noexcept {
+                                    std::int64_t r0, std::int64_t r1, std::int64_t i0, std::int64_t i1, float* state,
+                                    std::int64_t lds) noexcept {
   std::int64_t r = r0;
-  for (; r + kRM <= r1; r += kRM) dot_tile<T, kRM, NX>(w, x, ldx, y, ldy, r);
-  if (r < r1) tile_rows_left<T, kRM, NX>(static_cast<int>(r1 - r), w, x, ldx, y, ldy, r);
+  auto st = [&](std::int64_t rr) { return state == nullptr ? nullptr : state + 16 * (rr - r0); };
+  for (; r + kRM <= r1; r += kRM) dot_tile<T, kRM, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds);
+  switch (r1 - r) {
+    case 3: dot_tile<T, 3, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
+    case 2: dot_tile<T, 2, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
+    case 1: dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
+    default: break;
+  }
+  static_assert(kRM == 4, "the switch above handles up to kRM - 1 = 3 remaining rows");
 }
 
-/// gemm_rows<T, N> for the last `nx` (< N) activation rows.
+/// gemm_rows<T, nx> for a last group of nx < N tokens.
 template <class T, int N>
 TINFER_TARGET_AVX512 inline void gemm_tokens_left(int nx, const WeightView& w, const float* x, std::int64_t ldx, float* y,
-                                                  std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
+                                                  std::int64_t ldy, std::int64_t r0, std::int64_t r1, std::int64_t i0,
+                                                  std::int64_t i1, float* state, std::int64_t lds) noexcept {
   if constexpr (N > 1) {
-    if (nx == N - 1) gemm_rows<T, N - 1>(w, x, ldx, y, ldy, r0, r1);
-    else gemm_tokens_left<T, N - 1>(nx, w, x, ldx, y, ldy, r0, r1);
+    if (nx == N - 1) gemm_rows<T, N - 1>(w, x, ldx, y, ldy, r0, r1, i0, i1, state, lds);
+    else gemm_tokens_left<T, N - 1>(nx, w, x, ldx, y, ldy, r0, r1, i0, i1, state, lds);
   }
+}
+
+/// All tiles of rows [r0, r1) x tokens [0, nx) (x, y and state at token 0) over columns
+/// [i0, i1): kNX tokens at a time, each group over every row of the block.
+template <class T>
+TINFER_TARGET_AVX512 void gemm_block(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
+                                     std::int64_t ldy, std::int64_t r0, std::int64_t r1, std::int64_t i0, std::int64_t i1,
+                                     float* state, std::int64_t lds) noexcept {
+  int j = 0;
+  auto st = [&](int jj) { return state == nullptr ? nullptr : state + jj * lds; };
+  for (; j + kNX <= nx; j += kNX) gemm_rows<T, kNX>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1, i0, i1, st(j), lds);
+  if (j < nx) gemm_tokens_left<T, kNX>(nx - j, w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1, i0, i1, st(j), lds);
 }
 
 }  // namespace detail
 
-/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r]; kNX activation
-/// rows at a time (the rest in one smaller group), each over all rows [r0, r1) of the tile.
+/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r]. Rows up to
+/// 2 kKC columns in one pass; longer ones cache-blocked (see detail::kKC).
 template <class T>
 TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
                                          std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
-  int j = 0;
-  for (; j + detail::kNX <= nx; j += detail::kNX) detail::gemm_rows<T, detail::kNX>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
-  if (j < nx) detail::gemm_tokens_left<T, detail::kNX>(nx - j, w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1);
+  using namespace detail;
+  const std::int64_t n = w.cols;
+  if (n <= 2 * kKC) {
+    gemm_block<T>(w, x, ldx, nx, y, ldy, r0, r1, 0, n, nullptr, 0);
+    return;
+  }
+  alignas(64) thread_local float state[kRB * kNB * 16];
+  for (std::int64_t rb = r0; rb < r1; rb += kRB) {
+    const std::int64_t re = std::min(r1, rb + kRB);
+    for (int tb = 0; tb < nx; tb += kNB) {
+      const int te = std::min(nx, tb + kNB);
+      for (std::int64_t i0 = 0; i0 < n; i0 += kKC) {
+        const std::int64_t i1 = n - i0 < 2 * kKC ? n : i0 + kKC;  // no chunk under kKC columns
+        gemm_block<T>(w, x + tb * ldx, ldx, te - tb, y + tb * ldy, ldy, rb, re, i0, i1, state, 16 * kRB);
+        if (i1 == n) break;
+      }
+    }
+  }
 }
 
 }  // namespace tinfer::kernels::avx512
