@@ -20,6 +20,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -145,7 +146,7 @@ std::string cpu_info() {
 }
 
 // Sizes from the GGUF tensor table (f: nullptr for other formats).
-ModelInfo model_info(const tinfer::io::GgufFile* f, const tinfer::Model& m) {
+ModelInfo model_info(const tinfer::io::GgufFile* f, std::string_view architecture) {
   ModelInfo info;
   std::string dominant = "?";
   if (f != nullptr) {
@@ -167,7 +168,7 @@ ModelInfo model_info(const tinfer::io::GgufFile* f, const tinfer::Model& m) {
   const double p = static_cast<double>(info.n_params);
   if (p >= 1e9) std::snprintf(size, sizeof size, "%.1fB", p / 1e9);
   else std::snprintf(size, sizeof size, "%.0fM", p / 1e6);
-  info.type = std::string(m.architecture()) + " " + size + " " + dominant;
+  info.type = std::string(architecture) + " " + size + " " + dominant;
   return info;
 }
 
@@ -233,8 +234,10 @@ int run(const Options& o) {
     if (!std::filesystem::is_directory(path) && tinfer::detect_model_format(path) == tinfer::ModelFormat::Gguf) {
       gguf = std::make_shared<const tinfer::io::GgufFile>(path);
     }
-    const auto model = gguf ? tinfer::load_model(gguf) : tinfer::load_model(path);
-    const ModelInfo info = model_info(gguf.get(), *model);
+    // The model gets the only reference to the file, so it may repack its weights in place.
+    ModelInfo info = gguf ? model_info(gguf.get(), tinfer::gguf_architecture(*gguf)) : ModelInfo{};
+    const auto model = gguf ? tinfer::load_model(std::move(gguf)) : tinfer::load_model(path);
+    if (info.type.empty()) info = model_info(nullptr, model->architecture());
     std::string fname = path;
     // One session for every test of this model: the depth tokens stay in its cache.
     int max_n = 0, max_d = 0;

@@ -85,7 +85,8 @@ class MappedFile {
       : path_(std::move(o.path_)),
         data_(std::exchange(o.data_, nullptr)),
         size_(std::exchange(o.size_, 0)),
-        map_len_(std::exchange(o.map_len_, 0)) {}
+        map_len_(std::exchange(o.map_len_, 0)),
+        owned_(std::exchange(o.owned_, false)) {}
   MappedFile& operator=(MappedFile&& o) noexcept {
     if (this != &o) {
       unmap();
@@ -93,6 +94,7 @@ class MappedFile {
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
       map_len_ = std::exchange(o.map_len_, 0);
+      owned_ = std::exchange(o.owned_, false);
     }
     return *this;
   }
@@ -101,6 +103,29 @@ class MappedFile {
   ~MappedFile() { unmap(); }
 
   const std::byte* data() const noexcept { return data_; }
+
+  /// Whether the bytes were read into this object's own memory (LoadMode::Read), so rewrite()
+  /// may change them; false for a mapping of the file.
+  bool owns_bytes() const noexcept { return owned_; }
+
+  /// Calls fn(std::byte* data) with the bytes writable, then makes them read-only again; for
+  /// repacking weights in place by the only user of the loaded file (the file on disk never
+  /// changes). The protection changes over the whole huge-page-aligned range, so the huge
+  /// pages stay whole. Throws InvalidArgument unless owns_bytes().
+  template <class F>
+  void rewrite(F&& fn) const {
+    if (!owned_) throw InvalidArgument(detail::str_cat(path_, ": a memory-mapped file cannot be rewritten in place"));
+    auto* p = const_cast<std::byte*>(data_);  // our own anonymous memory, read-only by protection only
+    if (::mprotect(p, map_len_, PROT_READ | PROT_WRITE) != 0) {
+      throw IoError(detail::str_cat(path_, ": cannot make the loaded bytes writable: ", std::strerror(errno)));
+    }
+    struct Restore {
+      std::byte* p;
+      std::size_t len;
+      ~Restore() { ::mprotect(p, len, PROT_READ); }
+    } restore{p, map_len_};
+    fn(p);
+  }
   std::size_t size() const noexcept { return size_; }
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
   const std::string& path() const noexcept { return path_; }
@@ -146,6 +171,7 @@ class MappedFile {
     ::mprotect(p, len, PROT_READ);  // read-only like a mapping, so stray writes fault
     data_ = p;
     map_len_ = len;
+    owned_ = true;
   }
 
   void unmap() noexcept {
@@ -153,12 +179,14 @@ class MappedFile {
     data_ = nullptr;
     size_ = 0;
     map_len_ = 0;
+    owned_ = false;
   }
 
   std::string path_;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t map_len_ = 0;  // bytes mapped (Read: rounded up to huge pages)
+  bool owned_ = false;       // read into anonymous memory (LoadMode::Read)
 };
 
 }  // namespace tinfer

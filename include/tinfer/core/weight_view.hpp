@@ -18,6 +18,10 @@ struct WeightView {
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::size_t row_bytes = 0;
+  /// Rows [0, interleaved_rows) are stored in groups of 16 interleaved rows (Q8_0 / Q4_0 only;
+  /// kernels/interleave.hpp documents the layout, `row()` does not apply to them); 0 for a plain
+  /// row-major matrix.
+  std::int64_t interleaved_rows = 0;
 
   /// A view of a dense matrix; throws InvalidArgument when cols is not a multiple of the type's
   /// block size or the type is unknown.
@@ -33,6 +37,7 @@ struct WeightView {
   }
   static WeightView f32(const float* data, std::int64_t rows, std::int64_t cols) { return dense(DType::F32, data, rows, cols); }
 
+  /// Row r of a plain matrix (or any row at or past interleaved_rows).
   const std::byte* row(std::int64_t r) const noexcept { return data + static_cast<std::size_t>(r) * row_bytes; }
 };
 

@@ -90,6 +90,16 @@ class GgufFile {
   explicit GgufFile(std::string path) : file_(std::move(path)) { parse(file_.bytes(), file_.path()); }
   static GgufFile open(std::string path) { return GgufFile(std::move(path)); }
 
+  /// Whether rewrite_tensor_bytes() may be used: the file was read into memory (LoadMode::Read).
+  bool can_rewrite() const noexcept { return file_.owns_bytes(); }
+  /// Calls fn(std::byte* base) with the file's bytes writable at `base` (tensor_data() views
+  /// point into them), for a model that repacks its weights in place and is the only user of
+  /// this file. Throws InvalidArgument unless can_rewrite().
+  template <class F>
+  void rewrite_tensor_bytes(F&& fn) const {
+    file_.rewrite(std::forward<F>(fn));
+  }
+
   /// Parses a GGUF image held in memory (e.g. built by GgufWriter::to_bytes()); `name` stands
   /// for the file name in error messages.
   static GgufFile from_bytes(std::vector<std::byte> bytes, std::string name = "<memory>") {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tinfer/core/thread_pool.hpp"
+
 namespace tinfer::kernels {
 
 /// SwiGLU gate: gate[i] = silu(gate[i]) * up[i], silu(x) = x * sigmoid(x).
@@ -22,6 +24,17 @@ inline void gelu_tanh_inplace(float* x, std::int64_t n) noexcept {
     const float v = x[i];
     x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
   }
+}
+
+/// The same, with the elements split across `pool` (nullptr: this thread). Each element depends
+/// on itself alone, so the split changes no bit; prompts make these large (tokens x hidden).
+inline void swiglu_inplace(float* gate, const float* up, std::int64_t n, ThreadPool* pool) {
+  if (pool == nullptr || n < 8192) return swiglu_inplace(gate, up, n);
+  pool->parallel_for(n, [&](std::int64_t i0, std::int64_t i1) { swiglu_inplace(gate + i0, up + i0, i1 - i0); }, 4096);
+}
+inline void gelu_tanh_inplace(float* x, std::int64_t n, ThreadPool* pool) {
+  if (pool == nullptr || n < 8192) return gelu_tanh_inplace(x, n);
+  pool->parallel_for(n, [&](std::int64_t i0, std::int64_t i1) { gelu_tanh_inplace(x + i0, i1 - i0); }, 4096);
 }
 
 /// x[i] += y[i].

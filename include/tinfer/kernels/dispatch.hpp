@@ -30,12 +30,16 @@
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
+#include "tinfer/kernels/avx2/interleaved_dot.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
+#include "tinfer/kernels/avx512/interleaved_dot.hpp"
+#include "tinfer/kernels/avx512/quantize_activations.hpp"
 #include "tinfer/kernels/avx512/q16_dot.hpp"
 #include "tinfer/kernels/avx512/quant_dot.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
+#include "tinfer/kernels/interleave.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
 #include "tinfer/kernels/scalar/q16_dot.hpp"
@@ -55,6 +59,9 @@ using QuantDotRowsFn = void (*)(const WeightView& w, const void* xq, float* y, s
 using DotRowsMultiFn = void (*)(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
                                 std::int64_t ldy, std::int64_t r0, std::int64_t r1);
 
+/// Quantizes n activations (a multiple of the format's block) into dst, as quantize_activations does.
+using QuantizeActFn = void (*)(const float* x, std::int64_t n, void* dst);
+
 /// The quantized-activation path of one weight type: how to prepare x, and the row kernel.
 struct QuantDot {
   ActFormat act = ActFormat::None;
@@ -67,6 +74,25 @@ struct KernelTable {
   std::array<QuantDot, 32> quant_dot{};  // indexed by DType value; rows null: use dot_rows
   std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
   std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
+  // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0, kernels/interleave.hpp),
+  // 16-bit activations (Q16_32). The layout decides the kernel, so every activation mode's
+  // table has them.
+  std::array<Q16RowsFn, 32> q16i{};
+  // The 16-bit activation quantizers where SIMD ones exist (the same bits as the scalar ones).
+  QuantizeActFn quantize_q16x32 = nullptr;
+  QuantizeActFn quantize_q16xK = nullptr;
+
+  /// quantize_activations(f, x, n, dst) through this table's quantizers.
+  void quantize(ActFormat f, const float* x, std::int64_t n, void* dst) const noexcept {
+    if (f == ActFormat::Q16_32 && quantize_q16x32 != nullptr) quantize_q16x32(x, n, dst);
+    else if (f == ActFormat::Q16_K && quantize_q16xK != nullptr) quantize_q16xK(x, n, dst);
+    else quantize_activations(f, x, n, dst);
+  }
+
+  Q16RowsFn q16i_for(DType t) const noexcept {
+    const auto i = static_cast<std::uint32_t>(t);
+    return i < q16i.size() ? q16i[i] : nullptr;
+  }
 
   Q16RowsFn q16_for(DType t) const noexcept {
     const auto i = static_cast<std::uint32_t>(t);
@@ -130,7 +156,11 @@ inline KernelTable make_table(Isa isa) {
   t.q16[static_cast<std::size_t>(DType::Q4_0)] = scalar::q16_rows<DType::Q4_0>;
   t.q16[static_cast<std::size_t>(DType::Q4_K)] = scalar::q16_rows<DType::Q4_K>;
   t.q16[static_cast<std::size_t>(DType::Q6_K)] = scalar::q16_rows<DType::Q6_K>;
+  t.q16i[static_cast<std::size_t>(DType::Q8_0)] = scalar::q16i_rows<DType::Q8_0>;
+  t.q16i[static_cast<std::size_t>(DType::Q4_0)] = scalar::q16i_rows<DType::Q4_0>;
   if (isa >= Isa::Avx2) {
+    t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16i_rows<DType::Q8_0>;
+    t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16i_rows<DType::Q4_0>;
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
@@ -145,6 +175,8 @@ inline KernelTable make_table(Isa isa) {
     else TINFER_SET_QUANT_DOT(t, avx2);
   }
   if (isa >= Isa::Avx512) {
+    t.quantize_q16x32 = avx512::quantize_q16x32;
+    t.quantize_q16xK = avx512::quantize_q16xK;
     set(t, DType::F32, avx512::dot_rows<float>);
     set(t, DType::F16, avx512::dot_rows<f16>);
     set(t, DType::BF16, avx512::dot_rows<bf16>);
@@ -156,6 +188,8 @@ inline KernelTable make_table(Isa isa) {
       t.q16[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16_rows<DType::Q4_0>;
       t.q16[static_cast<std::size_t>(DType::Q4_K)] = avx512::q16_rows<DType::Q4_K>;
       t.q16[static_cast<std::size_t>(DType::Q6_K)] = avx512::q16_rows<DType::Q6_K>;
+      t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx512::q16i_rows<DType::Q8_0>;
+      t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16i_rows<DType::Q4_0>;
       TINFER_SET_QUANT_DOT(t, avx512);
       set_q(t, DType::Q8_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q8_0>);
       set_q(t, DType::Q4_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q4_0>);
@@ -224,16 +258,56 @@ inline std::byte* scratch(std::size_t bytes) {
 }
 }  // namespace detail
 
+namespace detail {
+/// Quantizes n activation rows (x, stride ldx) into `xq` (row stride `stride` bytes), split
+/// across `pool` (each row depends on itself alone, so the split changes nothing).
+inline void quantize_rows(const KernelTable& k, ActFormat af, const float* x, std::int64_t n, std::int64_t ldx, std::int64_t cols,
+                          std::byte* xq, std::size_t stride, ThreadPool* pool) {
+  auto body = [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i) k.quantize(af, x + i * ldx, cols, xq + static_cast<std::size_t>(i) * stride);
+  };
+  if (pool == nullptr || n < 8) body(0, n);
+  else pool->parallel_for(n, body, 4);
+}
+
+/// Y = X W^T for an interleaved view: activations quantized once (Q16_32), then units of 16
+/// rows (whole groups; the last unit holds the rows past the last group) split across `pool`.
+inline void interleaved_product(const KernelTable& k, const WeightView& w, Q16RowsFn f, const float* x, std::int64_t n, std::int64_t ldx,
+                                float* y, std::int64_t ldy, ThreadPool* pool) {
+  const std::size_t stride = (activation_bytes(ActFormat::Q16_32, w.cols) + 63) / 64 * 64;
+  std::byte* xq = scratch(stride * static_cast<std::size_t>(n));
+  quantize_rows(k, ActFormat::Q16_32, x, n, ldx, w.cols, xq, stride, pool);
+  const std::int64_t units = (w.rows + kInterleave - 1) / kInterleave;
+  auto body = [&](std::int64_t u0, std::int64_t u1) {
+    f(w, xq, stride, static_cast<int>(n), y, ldy, u0 * kInterleave, std::min(w.rows, u1 * kInterleave));
+  };
+  if (pool == nullptr || units == 0) {
+    body(0, units);
+    return;
+  }
+  // A single token: at least ~64 KiB of weights per chunk, or waking threads costs more than it saves.
+  const std::size_t unit_bytes = static_cast<std::size_t>(kInterleave) * std::max<std::size_t>(w.row_bytes, 1);
+  const std::int64_t min_units = n == 1 ? static_cast<std::int64_t>((65536 + unit_bytes - 1) / unit_bytes) : 1;
+  pool->parallel_for(units, body, min_units);
+}
+}  // namespace detail
+
 /// y = W x for a weight matrix of any supported type; rows split across `pool` (nullptr: this
 /// thread). x has W.cols floats, y has W.rows.
 /// Quantized types with a `quant_dot` entry quantize x once (into a scratch buffer of the
 /// calling thread, grown as needed, never allocated per row) and share it with all threads.
 inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* pool, const KernelTable& k = kernel_table()) {
   // At least ~64 KiB of weights per chunk, or waking threads costs more than it saves.
+  if (w.interleaved_rows > 0) {
+    const Q16RowsFn fi = k.q16i_for(w.type);
+    if (fi == nullptr) throw UnsupportedError(tinfer::detail::str_cat("no kernel for interleaved ", dtype_name(w.type), " weights"));
+    detail::interleaved_product(k, w, fi, x, 1, w.cols, y, w.rows, pool);
+    return;
+  }
   const std::int64_t min_rows = w.row_bytes > 0 ? static_cast<std::int64_t>((65536 + w.row_bytes - 1) / w.row_bytes) : w.rows;
   if (const Q16RowsFn f16r = k.q16_for(w.type); f16r != nullptr) {
     std::byte* xq = detail::scratch(activation_bytes(q16_format(w.type), w.cols));
-    quantize_activations(q16_format(w.type), x, w.cols, xq);
+    k.quantize(q16_format(w.type), x, w.cols, xq);
     if (pool == nullptr || w.rows == 0) {
       f16r(w, xq, 0, 1, y, 0, 0, w.rows);
       return;
@@ -244,7 +318,7 @@ inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* po
   const QuantDot q = k.quant_dot_for(w.type);
   if (q.rows != nullptr) {
     std::byte* xq = detail::scratch(activation_bytes(q.act, w.cols));
-    quantize_activations(q.act, x, w.cols, xq);
+    k.quantize(q.act, x, w.cols, xq);
     const QuantDotRowsFn f = q.rows;
     if (pool == nullptr || w.rows == 0) {
       f(w, xq, y, 0, w.rows);
@@ -273,6 +347,12 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     matvec(w, x, y, pool, k);
     return;
   }
+  if (w.interleaved_rows > 0) {
+    const Q16RowsFn fi = k.q16i_for(w.type);
+    if (fi == nullptr) throw UnsupportedError(tinfer::detail::str_cat("no kernel for interleaved ", dtype_name(w.type), " weights"));
+    detail::interleaved_product(k, w, fi, x, n, ldx, y, ldy, pool);
+    return;
+  }
   // Weight rows per tile: ~32 KiB of weights (L1/L2-resident while all activation rows pass).
   const std::int64_t tile = std::max<std::int64_t>(1, static_cast<std::int64_t>(32768 / std::max<std::size_t>(w.row_bytes, 1)));
   const std::int64_t min_rows = std::max<std::int64_t>(tile, 4);
@@ -287,7 +367,7 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     const ActFormat af = q16_format(w.type);
     const std::size_t stride = (activation_bytes(af, w.cols) + 63) / 64 * 64;
     std::byte* xq = detail::scratch(stride * static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) quantize_activations(af, x + i * ldx, w.cols, xq + static_cast<std::size_t>(i) * stride);
+    detail::quantize_rows(k, af, x, n, ldx, w.cols, xq, stride, pool);
     run([&](std::int64_t r0, std::int64_t r1) { f(w, xq, stride, static_cast<int>(n), y, ldy, r0, r1); });
     return;
   }
@@ -295,7 +375,7 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     const QuantDot q = k.quant_dot_for(w.type);
     const std::size_t stride = (activation_bytes(q.act, w.cols) + 63) / 64 * 64;
     std::byte* xq = detail::scratch(stride * static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) quantize_activations(q.act, x + i * ldx, w.cols, xq + static_cast<std::size_t>(i) * stride);
+    detail::quantize_rows(k, q.act, x, n, ldx, w.cols, xq, stride, pool);
     run([&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t i = 0; i < n; ++i) q.rows(w, xq + static_cast<std::size_t>(i) * stride, y + i * ldy, r0, r1);
     });

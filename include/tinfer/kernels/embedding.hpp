@@ -3,11 +3,13 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/dequantize.hpp"
+#include "tinfer/kernels/interleave.hpp"
 
 namespace tinfer::kernels {
 
@@ -16,6 +18,12 @@ namespace tinfer::kernels {
 inline void embedding_row(const WeightView& w, std::int64_t row, float* out) {
   if (row < 0 || row >= w.rows) {
     throw InvalidArgument(tinfer::detail::str_cat("embedding row ", row, " is outside [0, ", w.rows, ")"));
+  }
+  if (row < w.interleaved_rows) {  // a row inside an interleaved group: gather it first
+    std::vector<std::byte> buf(w.row_bytes);
+    copy_row(w, row, buf.data());
+    quant::dequantize_row(w.type, buf.data(), out, w.cols);
+    return;
   }
   const std::byte* src = w.row(row);
   switch (w.type) {

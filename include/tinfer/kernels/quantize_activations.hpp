@@ -40,7 +40,8 @@ struct block_q8xK {
 /// One block of 32 activations quantized to 16 bits (the default, near-exact path).
 struct block_q16x32 {
   float d;                 // scale: amax / 32767
-  std::int32_t pad[7];     // keeps qs 64-byte aligned when the buffer is
+  std::int32_t sum;        // sum of the 32 quants (Q4_0's offset of -8 multiplies it)
+  std::int32_t pad[6];     // keeps qs 64-byte aligned when the buffer is
   std::int16_t qs[kQK];
 };
 
@@ -152,6 +153,7 @@ inline void quantize_q16x32(const float* x, quant::block_q16x32* y, std::int64_t
   for (std::int64_t b = 0; b < n / quant::kQK; ++b, x += quant::kQK) {
     quant::block_q16x32 blk{};  // built locally: y may be misaligned
     detail::q16_block(x, quant::kQK, blk.d, blk.qs);
+    for (int j = 0; j < quant::kQK; ++j) blk.sum += blk.qs[j];
     std::memcpy(static_cast<void*>(y + b), &blk, sizeof blk);
   }
 }

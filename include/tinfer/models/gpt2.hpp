@@ -172,7 +172,7 @@ class Gpt2Model : public DecoderModel<Gpt2Model, Gpt2Session> {
       observe(rows, l, LinearSlot::FfnUp, xb, dim);
       kernels::matmul(L.up, xb, n, dim, hb, hid, pool);
       add_bias(hb, L.up_b, n, hid);
-      kernels::gelu_tanh_inplace(hb, n * hid);
+      kernels::gelu_tanh_inplace(hb, n * hid, pool);
       observe(rows, l, LinearSlot::FfnDown, hb, hid);
       kernels::matmul(L.down, hb, n, hid, xb, dim, pool);
       add_bias(xb, L.down_b, n, dim);

@@ -188,7 +188,7 @@ class LlamaModel : public DecoderModel<LlamaModel, LlamaSession> {
       observe(rows, l, LinearSlot::FfnUp, xb, dim);
       kernels::matmul(L.w_gate, xb, n, dim, hb, hid, pool);
       kernels::matmul(L.w_up, xb, n, dim, hb2, hid, pool);
-      kernels::swiglu_inplace(hb, hb2, n * hid);
+      kernels::swiglu_inplace(hb, hb2, n * hid, pool);
       observe(rows, l, LinearSlot::FfnDown, hb, hid);
       kernels::matmul(L.w_down, hb, n, hid, xb, dim, pool);
       for (std::int64_t i = 0; i < n * dim; ++i) x[i] += xb[i];
