@@ -24,6 +24,7 @@
 // matrix-vector product of each row bit for bit.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -126,6 +127,25 @@ inline void copy_row(const WeightView& w, std::int64_t r, std::byte* out) {
       for (int e = 0; e < 16; ++e) dst[2 + e] = static_cast<std::byte>(v[e] | (v[e + 16] << 4));
     }
   }
+}
+
+/// Splits rows [r0, r1) of an interleaved view for a SIMD kernel: runs of whole groups go to
+/// `groups(g)` one group at a time, rows that start inside a group or lie past the last group
+/// to `rows(a, b)` (the scalar twin, which gives the same bits).
+template <class Groups, class Rows>
+void split_interleaved(const WeightView& w, std::int64_t r0, std::int64_t r1, Groups&& groups, Rows&& rows) {
+  std::int64_t r = r0;
+  if (r % kInterleave != 0 && r < w.interleaved_rows) {
+    const std::int64_t e = std::min(r1, (r / kInterleave + 1) * kInterleave);
+    rows(r, e);
+    r = e;
+  }
+  const std::int64_t gend = std::min(r1, w.interleaved_rows) / kInterleave;
+  if (r / kInterleave < gend) {
+    for (std::int64_t g = r / kInterleave; g < gend; ++g) groups(g);
+    r = gend * kInterleave;
+  }
+  if (r < r1) rows(r, r1);
 }
 
 namespace scalar {

@@ -105,31 +105,22 @@ template <DType T>
 TQI_TARGET void q16i_rows(const WeightView& w, const void* xq, std::size_t x_stride, int nx, float* y, std::int64_t ldy,
                           std::int64_t r0, std::int64_t r1) {
   const auto* x = static_cast<const std::byte*>(xq);
-  std::int64_t r = r0;
-  if (r % kInterleave != 0 && r < w.interleaved_rows) {
-    const std::int64_t e = std::min(r1, (r / kInterleave + 1) * kInterleave);
-    scalar::q16i_rows<T>(w, xq, x_stride, nx, y, ldy, r, e);
-    r = e;
-  }
-  const std::int64_t gend = std::min(r1, w.interleaved_rows) / kInterleave;
-  const std::int64_t g0 = r / kInterleave;
-  if (g0 < gend) {
-    // Groups outermost, so a group's weights stay in L1/L2 while every activation row passes.
-    for (std::int64_t g = g0; g < gend; ++g) {
-      for (int j = 0; j < nx; j += 4) {
-        const std::byte* xj = x + static_cast<std::size_t>(j) * x_stride;
-        float* yj = y + j * ldy;
-        switch (std::min(nx - j, 4)) {
-          case 1: qidetail::groups<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-          case 2: qidetail::groups<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-          case 3: qidetail::groups<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-          default: qidetail::groups<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+  // Groups outermost, so a group's weights stay in L1/L2 while every activation row passes.
+  split_interleaved(
+      w, r0, r1,
+      [&](std::int64_t g) {
+        for (int j = 0; j < nx; j += 4) {
+          const std::byte* xj = x + static_cast<std::size_t>(j) * x_stride;
+          float* yj = y + j * ldy;
+          switch (std::min(nx - j, 4)) {
+            case 1: qidetail::groups<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 2: qidetail::groups<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 3: qidetail::groups<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            default: qidetail::groups<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+          }
         }
-      }
-    }
-    r = gend * kInterleave;
-  }
-  if (r < r1) scalar::q16i_rows<T>(w, xq, x_stride, nx, y, ldy, std::max(r, r0), r1);
+      },
+      [&](std::int64_t a, std::int64_t b) { scalar::q16i_rows<T>(w, xq, x_stride, nx, y, ldy, a, b); });
 }
 
 #undef TQI_TARGET
