@@ -354,8 +354,8 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     return;
   }
   // Weight rows per tile: ~32 KiB of weights (L1/L2-resident while all activation rows pass).
-  const std::int64_t tile = std::max<std::int64_t>(1, static_cast<std::int64_t>(32768 / std::max<std::size_t>(w.row_bytes, 1)));
-  const std::int64_t min_rows = std::max<std::int64_t>(tile, 4);
+  std::int64_t tile = std::max<std::int64_t>(1, static_cast<std::int64_t>(32768 / std::max<std::size_t>(w.row_bytes, 1)));
+  std::int64_t min_rows = std::max<std::int64_t>(tile, 4);
   auto run = [&](auto&& body) {
     auto tiled = [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t t0 = r0; t0 < r1; t0 += tile) body(t0, std::min(r1, t0 + tile));
@@ -382,6 +382,10 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     return;
   }
   if (const DotRowsMultiFn f = k.dot_rows_multi_for(w.type); f != nullptr) {
+    // Float weights: tiles of ~128 KiB and at least 16 rows (the kernel blocks long rows by
+    // columns itself; 1-2 row tiles would stream all activations once per weight row).
+    tile = std::max<std::int64_t>(16, static_cast<std::int64_t>(131072 / std::max<std::size_t>(w.row_bytes, 1)));
+    min_rows = tile;
     run([&](std::int64_t r0, std::int64_t r1) { f(w, x, ldx, static_cast<int>(n), y, ldy, r0, r1); });
     return;
   }
