@@ -2,7 +2,8 @@
 // TinyLlama-1.1B's shapes (and GPT-2's for the float types), per weight type, in the default
 // activation mode, at 1 and 2 threads.
 // Counters: GFLOP/s (2 n rows cols per call) and GB/s of weight bytes (read once per call).
-// The result of every row is checked bit for bit against matvec() of that row.
+// Q8_0 and Q4_0 run in both layouts (`BM_Matmul/Q8_0` and `BM_Matmul/Q8_0/interleaved`). The
+// result of every row is checked bit for bit against matvec() of that row.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -13,13 +14,14 @@
 
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/kernels/dispatch.hpp"
+#include "tinfer/kernels/interleave.hpp"
 
 namespace {
 
 namespace k = tinfer::kernels;
 using tinfer::DType;
 
-void BM_Matmul(benchmark::State& state, DType t) {
+void BM_Matmul(benchmark::State& state, DType t, bool interleaved) {
   const std::int64_t rows = state.range(0), cols = state.range(1), n = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   const auto info = tinfer::dtype_info(t);
@@ -43,7 +45,8 @@ void BM_Matmul(benchmark::State& state, DType t) {
       if (t == DType::Q4_K) std::memcpy(&data[b + 2], &h, 2);
     }
   }
-  const auto w = tinfer::WeightView::dense(t, data.data(), rows, cols);
+  // Q8_0 / Q4_0 also in the interleaved layout models load them in (kernels/interleave.hpp).
+  const auto w = interleaved ? k::interleave_rows(t, data.data(), rows, cols) : tinfer::WeightView::dense(t, data.data(), rows, cols);
   std::normal_distribution<float> nd(0, 1);
   std::vector<float> x(static_cast<std::size_t>(n * cols)), y(static_cast<std::size_t>(n * rows)), yv(static_cast<std::size_t>(rows));
   for (auto& v : x) v = nd(rng);
@@ -70,14 +73,17 @@ const bool registered = [] {
   const std::pair<DType, const char*> types[] = {{DType::F32, "F32"},   {DType::F16, "F16"},   {DType::BF16, "BF16"},
                                                  {DType::Q8_0, "Q8_0"}, {DType::Q4_0, "Q4_0"}, {DType::Q4_K, "Q4_K"},
                                                  {DType::Q6_K, "Q6_K"}, {DType::Q5_K, "Q5_K"}};
-  auto add = [](DType t, const char* tn, int r, int c, int n, int th) {
-    auto* b = benchmark::RegisterBenchmark((std::string("BM_Matmul/") + tn).c_str(), BM_Matmul, t);
+  auto add = [](DType t, const char* tn, int r, int c, int n, int th, bool il = false) {
+    auto* b = benchmark::RegisterBenchmark((std::string("BM_Matmul/") + tn + (il ? "/interleaved" : "")).c_str(), BM_Matmul, t, il);
     b->ArgNames({"rows", "cols", "n", "threads"})->Args({r, c, n, th})->UseRealTime()->Unit(benchmark::kMillisecond);
   };
   for (const auto& [t, tn] : types)
     for (auto [r, c] : {std::pair{2048, 2048}, std::pair{5632, 2048}})
       for (int n : {1, 16, 128})
-        for (int th : {1, 2}) add(t, tn, r, c, n, th);
+        for (int th : {1, 2}) {
+          add(t, tn, r, c, n, th);
+          if (tinfer::kernels::can_interleave(t)) add(t, tn, r, c, n, th, true);
+        }
   // The float types also on TinyLlama's down projection (long rows: the cache-blocked path) and
   // GPT-2 124M's shapes (768 columns: q/k/v fused, attention out, MLP up; 3072: MLP down).
   for (const auto& [t, tn] : {std::pair{DType::F32, "F32"}, std::pair{DType::F16, "F16"}, std::pair{DType::BF16, "BF16"}})

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "exact_margin.hpp"
 #include "test_assets.hpp"
 #include "tinfer/io/gguf_reader.hpp"
 #include "tinfer/kernels/dispatch.hpp"
@@ -70,13 +71,7 @@ void expect_equally_accurate(const std::vector<float>& repacked, const std::vect
   EXPECT_LE(e_r, 1.1 * e_p + 1e-6);
   for (std::size_t p = 0; p < ex.logits.size(); ++p) {
     const auto& e = ex.logits[p];
-    std::vector<double> sorted = e;
-    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-    double mean = 0, var = 0;
-    for (double v : e) mean += v;
-    mean /= static_cast<double>(e.size());
-    for (double v : e) var += (v - mean) * (v - mean);
-    if (sorted[0] - sorted[1] <= 0.01 * std::sqrt(var / static_cast<double>(e.size()))) continue;
+    if (tinfer::testing::top_two_margin_over_std(e) <= 0.01) continue;
     const float* r = repacked.data() + p * e.size();
     const float* q = plain.data() + p * e.size();
     EXPECT_EQ(std::max_element(r, r + e.size()) - r, std::max_element(q, q + e.size()) - q) << "position " << p;
