@@ -74,8 +74,8 @@ struct KernelTable {
   std::array<QuantDot, 32> quant_dot{};  // indexed by DType value; rows null: use dot_rows
   std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
   std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
-  // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0, kernels/interleave.hpp),
-  // 16-bit activations (Q16_32). The layout decides the kernel, so every activation mode's
+  // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0 / Q4_K,
+  // kernels/interleave.hpp), 16-bit activations (q16_format(type)). The layout decides the kernel, so every activation mode's
   // table has them.
   std::array<Q16RowsFn, 32> q16i{};
   // The 16-bit activation quantizers where SIMD ones exist (the same bits as the scalar ones).
@@ -158,9 +158,11 @@ inline KernelTable make_table(Isa isa) {
   t.q16[static_cast<std::size_t>(DType::Q6_K)] = scalar::q16_rows<DType::Q6_K>;
   t.q16i[static_cast<std::size_t>(DType::Q8_0)] = scalar::q16i_rows<DType::Q8_0>;
   t.q16i[static_cast<std::size_t>(DType::Q4_0)] = scalar::q16i_rows<DType::Q4_0>;
+  t.q16i[static_cast<std::size_t>(DType::Q4_K)] = scalar::q16i_rows<DType::Q4_K>;
   if (isa >= Isa::Avx2) {
     t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16i_rows<DType::Q8_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16i_rows<DType::Q4_0>;
+    t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16i_rows<DType::Q4_K>;
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
@@ -190,6 +192,7 @@ inline KernelTable make_table(Isa isa) {
       t.q16[static_cast<std::size_t>(DType::Q6_K)] = avx512::q16_rows<DType::Q6_K>;
       t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx512::q16i_rows<DType::Q8_0>;
       t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16i_rows<DType::Q4_0>;
+      t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx512::q16i_rows<DType::Q4_K>;
       TINFER_SET_QUANT_DOT(t, avx512);
       set_q(t, DType::Q8_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q8_0>);
       set_q(t, DType::Q4_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q4_0>);
@@ -270,13 +273,14 @@ inline void quantize_rows(const KernelTable& k, ActFormat af, const float* x, st
   else pool->parallel_for(n, body, 4);
 }
 
-/// Y = X W^T for an interleaved view: activations quantized once (Q16_32), then units of 16
+/// Y = X W^T for an interleaved view: activations quantized once (Q16_32 / Q16_K), then units of 16
 /// rows (whole groups; the last unit holds the rows past the last group) split across `pool`.
 inline void interleaved_product(const KernelTable& k, const WeightView& w, Q16RowsFn f, const float* x, std::int64_t n, std::int64_t ldx,
                                 float* y, std::int64_t ldy, ThreadPool* pool) {
-  const std::size_t stride = (activation_bytes(ActFormat::Q16_32, w.cols) + 63) / 64 * 64;
+  const ActFormat af = q16_format(w.type);
+  const std::size_t stride = (activation_bytes(af, w.cols) + 63) / 64 * 64;
   std::byte* xq = scratch(stride * static_cast<std::size_t>(n));
-  quantize_rows(k, ActFormat::Q16_32, x, n, ldx, w.cols, xq, stride, pool);
+  quantize_rows(k, af, x, n, ldx, w.cols, xq, stride, pool);
   const std::int64_t units = (w.rows + kInterleave - 1) / kInterleave;
   auto body = [&](std::int64_t u0, std::int64_t u1) {
     f(w, xq, stride, static_cast<int>(n), y, ldy, u0 * kInterleave, std::min(w.rows, u1 * kInterleave));

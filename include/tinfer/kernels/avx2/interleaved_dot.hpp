@@ -96,9 +96,104 @@ TQI_TARGET void groups(const WeightView& w, const std::byte* xq, std::size_t xs,
     }
   }
 }
+
+/// Q4_K: groups [g0, g1) times NX activation rows, each group as two halves of 8 rows (the
+/// order of kernels/interleave.hpp; the AVX-512 kernel's steps on 8 lanes).
+template <int NX>
+TQI_TARGET void groups_k(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                         std::int64_t g0, std::int64_t g1) noexcept {
+  using A = quant::block_q16xK;
+  constexpr std::size_t gb = static_cast<std::size_t>(kInterleave) * sizeof(quant::block_q4_K);
+  constexpr int C = NX == 1 ? 2 : 1;
+  const std::int64_t nb = w.cols / quant::kQK_K;
+  const __m256i nib = _mm256_set1_epi32(0x000F000F);
+  const __m256i m6 = _mm256_set1_epi32(0x3F3F3F3F), m4 = _mm256_set1_epi32(0x0F0F0F0F), hi2 = _mm256_set1_epi32(0x30303030);
+  const __m256i byte = _mm256_set1_epi32(0xFF);
+  alignas(32) std::int32_t sc[8][8], mn[8][8];
+  for (std::int64_t g = g0; g < g1; ++g) {
+    const std::byte* grp = w.data + static_cast<std::size_t>(g * kInterleave) * w.row_bytes;
+    for (int hh = 0; hh < 2; ++hh) {
+      __m256 acc[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm256_setzero_ps();
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const std::byte* blk = grp + static_cast<std::size_t>(b) * gb;
+        const std::byte* a[NX];
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(b) * sizeof(A);
+        {
+          const std::byte* pl = blk + 64 + 32 * hh;  // the three scale planes, this half's 8 dwords
+          const __m256i u0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pl));
+          const __m256i u1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pl + 64));
+          const __m256i u2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pl + 128));
+          const __m256i s_lo = _mm256_and_si256(u0, m6), m_lo = _mm256_and_si256(u1, m6);
+          const __m256i s_hi = _mm256_or_si256(_mm256_and_si256(u2, m4), _mm256_and_si256(_mm256_srli_epi32(u0, 2), hi2));
+          const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4), _mm256_and_si256(_mm256_srli_epi32(u1, 2), hi2));
+          _Pragma("GCC unroll 4") for (int q = 0; q < 4; ++q) {
+            _mm256_store_si256(reinterpret_cast<__m256i*>(sc[q]), _mm256_and_si256(_mm256_srli_epi32(s_lo, 8 * q), byte));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(sc[4 + q]), _mm256_and_si256(_mm256_srli_epi32(s_hi, 8 * q), byte));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(mn[q]), _mm256_and_si256(_mm256_srli_epi32(m_lo, 8 * q), byte));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(mn[4 + q]), _mm256_and_si256(_mm256_srli_epi32(m_hi, 8 * q), byte));
+          }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * hh)));
+        const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32 + 16 * hh)));
+        for (int h = 0; h < 4; ++h) {
+          __m256i t[NX];
+          _Pragma("GCC unroll 2") for (int u = 0; u < 2; ++u) {
+            const int sb = 2 * h + u;
+            __m256i p[NX][C];
+            _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 4") for (int c = 0; c < C; ++c) p[j][c] = _mm256_setzero_si256();
+            _Pragma("GCC unroll 4") for (int tq = 0; tq < 4; ++tq) {
+              const int quad = 4 * sb + tq;
+              const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 256 + 64 * quad + 32 * hh));
+              _Pragma("GCC unroll 4") for (int pp = 0; pp < 4; ++pp) {
+                const __m256i wk = _mm256_and_si256(pp == 0 ? qv : _mm256_srli_epi32(qv, 4 * pp), nib);
+                _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+                  const __m256i xa = _mm256_set1_epi32(load_i32(a[j] + offsetof(A, qs) + 4 * (4 * quad + pp)));
+                  p[j][(4 * tq + pp) % C] = _mm256_add_epi32(p[j][(4 * tq + pp) % C], _mm256_madd_epi16(wk, xa));
+                }
+              }
+            }
+            const __m256i scv = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[sb]));
+            _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+              __m256i s = p[j][0];
+              _Pragma("GCC unroll 4") for (int c = 1; c < C; ++c) s = _mm256_add_epi32(s, p[j][c]);
+              s = _mm256_mullo_epi32(s, scv);
+              t[j] = u == 0 ? s : _mm256_add_epi32(t[j], s);
+            }
+          }
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+            float dx;
+            std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[j]), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc[j]);
+          }
+        }
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+          __m256i m = _mm256_mullo_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(mn[0])),
+                                         _mm256_set1_epi32(load_i32(a[j] + offsetof(A, bsums))));
+          _Pragma("GCC unroll 8") for (int sb = 1; sb < 8; ++sb) {
+            m = _mm256_add_epi32(m, _mm256_mullo_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(mn[sb])),
+                                                       _mm256_set1_epi32(load_i32(a[j] + offsetof(A, bsums) + 4 * sb))));
+          }
+          float dx;
+          std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dm, _mm256_set1_ps(-dx)), acc[j]);
+        }
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm256_storeu_ps(y + j * ldy + g * kInterleave + 8 * hh, acc[j]);
+    }
+  }
+}
+
+/// The group kernel of type T for NX activation rows.
+template <DType T, int NX>
+TQI_TARGET void group_rows(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                           std::int64_t g0, std::int64_t g1) noexcept {
+  if constexpr (T == DType::Q4_K) groups_k<NX>(w, xq, xs, y, ldy, g0, g1);
+  else groups<T, NX>(w, xq, xs, y, ldy, g0, g1);
+}
 }  // namespace qidetail
 
-/// The AVX2 Q16RowsFn of an interleaved Q8_0 / Q4_0 view. Rows [r0, r1) should start
+/// The AVX2 Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K view. Rows [r0, r1) should start
 /// on a group boundary (a row inside a group, and rows past the last group, take the scalar
 /// twin, which gives the same bits).
 template <DType T>
@@ -113,10 +208,10 @@ TQI_TARGET void q16i_rows(const WeightView& w, const void* xq, std::size_t x_str
           const std::byte* xj = x + static_cast<std::size_t>(j) * x_stride;
           float* yj = y + j * ldy;
           switch (std::min(nx - j, 4)) {
-            case 1: qidetail::groups<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 2: qidetail::groups<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 3: qidetail::groups<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            default: qidetail::groups<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 1: qidetail::group_rows<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 2: qidetail::group_rows<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 3: qidetail::group_rows<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            default: qidetail::group_rows<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
           }
         }
       },

@@ -1,5 +1,5 @@
-// tinfer/kernels/avx512/interleaved_dot.hpp: AVX-512 VNNI kernels of interleaved Q8_0 / Q4_0
-// weights (kernels/interleave.hpp: layout and order of operations) with 16-bit activations. One
+// tinfer/kernels/avx512/interleaved_dot.hpp: AVX-512 VNNI kernels of interleaved Q8_0 / Q4_0 /
+// Q4_K weights (kernels/interleave.hpp: layout and order of operations) with 16-bit activations. One
 // zmm lane per weight row of a 16-row group: for each pair of columns, one register of the 16
 // rows' int16 pairs, and one vpdpwssd per activation row with that row's pair broadcast. The
 // block's integer sums are exact, so splitting them over several chains changes nothing; the
@@ -92,9 +92,99 @@ TQI_TARGET void groups(const WeightView& w, const std::byte* xq, std::size_t xs,
     _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_storeu_ps(y + j * ldy + g * kInterleave, acc[j]);
   }
 }
+
+/// Q4_K: groups [g0, g1) times NX activation rows (kernels/interleave.hpp: per super-block, two
+/// sub-blocks' exact sums scaled by their 6-bit scales in int32, one fma per sub-block pair,
+/// then the mins). The nibbles enter vpdpwssd unscaled (0..15), so a quad of 8 columns is one
+/// load and two operations per column pair.
+template <int NX>
+TQI_TARGET void groups_k(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                         std::int64_t g0, std::int64_t g1) noexcept {
+  using A = quant::block_q16xK;
+  constexpr std::size_t gb = static_cast<std::size_t>(kInterleave) * sizeof(quant::block_q4_K);
+  constexpr int C = NX == 1 ? 4 : NX == 2 ? 2 : 1;
+  const std::int64_t nb = w.cols / quant::kQK_K;
+  const __m512i nib = _mm512_set1_epi32(0x000F000F);
+  const __m512i m6 = _mm512_set1_epi32(0x3F3F3F3F), m4 = _mm512_set1_epi32(0x0F0F0F0F), hi2 = _mm512_set1_epi32(0x30303030);
+  const __m512i byte = _mm512_set1_epi32(0xFF);
+  alignas(64) std::int32_t sc[8][16], mn[8][16];
+  for (std::int64_t g = g0; g < g1; ++g) {
+    const std::byte* grp = w.data + static_cast<std::size_t>(g * kInterleave) * w.row_bytes;
+    __m512 acc[NX];
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm512_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::byte* blk = grp + static_cast<std::size_t>(b) * gb;
+      const std::byte* a[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(b) * sizeof(A);
+      {  // the 16 rows' scales and mins, one int32 lane per row (the bit layout of scale_min_k4)
+        const __m512i u0 = _mm512_loadu_si512(blk + 64), u1 = _mm512_loadu_si512(blk + 128), u2 = _mm512_loadu_si512(blk + 192);
+        const __m512i s_lo = _mm512_and_si512(u0, m6), m_lo = _mm512_and_si512(u1, m6);
+        const __m512i s_hi = _mm512_or_si512(_mm512_and_si512(u2, m4), _mm512_and_si512(_mm512_srli_epi32(u0, 2), hi2));
+        const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), m4), _mm512_and_si512(_mm512_srli_epi32(u1, 2), hi2));
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; ++q) {
+          _mm512_store_si512(sc[q], _mm512_and_si512(_mm512_srli_epi32(s_lo, 8 * q), byte));
+          _mm512_store_si512(sc[4 + q], _mm512_and_si512(_mm512_srli_epi32(s_hi, 8 * q), byte));
+          _mm512_store_si512(mn[q], _mm512_and_si512(_mm512_srli_epi32(m_lo, 8 * q), byte));
+          _mm512_store_si512(mn[4 + q], _mm512_and_si512(_mm512_srli_epi32(m_hi, 8 * q), byte));
+        }
+      }
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+      for (int h = 0; h < 4; ++h) {
+        __m512i t[NX];
+        _Pragma("GCC unroll 2") for (int u = 0; u < 2; ++u) {
+          const int sb = 2 * h + u;
+          __m512i p[NX][C];
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 4") for (int c = 0; c < C; ++c) p[j][c] = _mm512_setzero_si512();
+          _Pragma("GCC unroll 4") for (int tq = 0; tq < 4; ++tq) {
+            const int quad = 4 * sb + tq;
+            const __m512i qv = _mm512_loadu_si512(blk + 256 + 64 * quad);
+            _Pragma("GCC unroll 4") for (int pp = 0; pp < 4; ++pp) {
+              const __m512i wk = _mm512_and_si512(pp == 0 ? qv : _mm512_srli_epi32(qv, 4 * pp), nib);
+              _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+                const __m512i xa = _mm512_set1_epi32(load_i32(a[j] + offsetof(A, qs) + 4 * (4 * quad + pp)));
+                p[j][(4 * tq + pp) % C] = _mm512_dpwssd_epi32(p[j][(4 * tq + pp) % C], wk, xa);
+              }
+            }
+          }
+          const __m512i scv = _mm512_load_si512(sc[sb]);
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+            __m512i s = p[j][0];
+            _Pragma("GCC unroll 4") for (int c = 1; c < C; ++c) s = _mm512_add_epi32(s, p[j][c]);
+            s = _mm512_mullo_epi32(s, scv);
+            t[j] = u == 0 ? s : _mm512_add_epi32(t[j], s);
+          }
+        }
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+          float dx;
+          std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+          acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[j]), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[j]);
+        }
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        __m512i m = _mm512_mullo_epi32(_mm512_load_si512(mn[0]), _mm512_set1_epi32(load_i32(a[j] + offsetof(A, bsums))));
+        _Pragma("GCC unroll 8") for (int sb = 1; sb < 8; ++sb) {
+          m = _mm512_add_epi32(m, _mm512_mullo_epi32(_mm512_load_si512(mn[sb]), _mm512_set1_epi32(load_i32(a[j] + offsetof(A, bsums) + 4 * sb))));
+        }
+        float dx;
+        std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dm, _mm512_set1_ps(-dx)), acc[j]);
+      }
+    }
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_storeu_ps(y + j * ldy + g * kInterleave, acc[j]);
+  }
+}
+
+/// The group kernel of type T for NX activation rows.
+template <DType T, int NX>
+TQI_TARGET void group_rows(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                           std::int64_t g0, std::int64_t g1) noexcept {
+  if constexpr (T == DType::Q4_K) groups_k<NX>(w, xq, xs, y, ldy, g0, g1);
+  else groups<T, NX>(w, xq, xs, y, ldy, g0, g1);
+}
 }  // namespace qidetail
 
-/// The AVX-512 VNNI Q16RowsFn of an interleaved Q8_0 / Q4_0 view. Rows [r0, r1) should start
+/// The AVX-512 VNNI Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K view. Rows [r0, r1) should start
 /// on a group boundary (a row inside a group, and rows past the last group, take the scalar
 /// twin, which gives the same bits).
 template <DType T>
@@ -109,14 +199,14 @@ TQI_TARGET void q16i_rows(const WeightView& w, const void* xq, std::size_t x_str
           const std::byte* xj = x + static_cast<std::size_t>(j) * x_stride;
           float* yj = y + j * ldy;
           switch (std::min(nx - j, 8)) {
-            case 1: qidetail::groups<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 2: qidetail::groups<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 3: qidetail::groups<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 4: qidetail::groups<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 5: qidetail::groups<T, 5>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 6: qidetail::groups<T, 6>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            case 7: qidetail::groups<T, 7>(w, xj, x_stride, yj, ldy, g, g + 1); break;
-            default: qidetail::groups<T, 8>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 1: qidetail::group_rows<T, 1>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 2: qidetail::group_rows<T, 2>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 3: qidetail::group_rows<T, 3>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 4: qidetail::group_rows<T, 4>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 5: qidetail::group_rows<T, 5>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 6: qidetail::group_rows<T, 6>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            case 7: qidetail::group_rows<T, 7>(w, xj, x_stride, yj, ldy, g, g + 1); break;
+            default: qidetail::group_rows<T, 8>(w, xj, x_stride, yj, ldy, g, g + 1); break;
           }
         }
       },
