@@ -38,10 +38,12 @@
 
 // kernels: scalar references, per-ISA versions, run-time dispatch
 #include "tinfer/kernels/activation.hpp"
+#include "tinfer/kernels/avx2/activation.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
 #include "tinfer/kernels/avx2/interleaved_dot.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
+#include "tinfer/kernels/avx512/activation.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
 #include "tinfer/kernels/avx512/interleaved_dot.hpp"
 #include "tinfer/kernels/avx512/quantize_activations.hpp"
@@ -53,6 +55,7 @@
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/interleave.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
+#include "tinfer/kernels/scalar/activation.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
 #include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"

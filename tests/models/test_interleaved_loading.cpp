@@ -1,4 +1,4 @@
-// Loading repacks Q8_0 / Q4_0 matrices into the interleaved layout (kernels/interleave.hpp) only
+// Loading repacks Q8_0 / Q4_0 / Q4_K matrices into the interleaved layout (kernels/interleave.hpp) only
 // when that is safe: the model is the only user of the loaded GgufFile. A model built from a
 // file someone else also holds keeps the file's bytes untouched (the quantizer reads them
 // after loading). Both are equally close to the exact forward pass of the stored weights
@@ -78,14 +78,17 @@ void expect_equally_accurate(const std::vector<float>& repacked, const std::vect
   }
 }
 
-TEST(InterleavedLoading, SoleOwnerRepacksSharedFileStaysIntact) {
+class InterleavedLlama : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(InterleavedLlama, SoleOwnerRepacksSharedFileStaysIntact) {
   if (tinfer::kernels::default_activations() != tinfer::kernels::Activations::Q16 || tinfer::default_load_mode() != tinfer::LoadMode::Read) {
     GTEST_SKIP() << "repacking needs the default activation mode and load mode";
   }
-  const auto path = assets_dir() / "gguf" / "tiny-llama-Q4_0.gguf";
+  const std::string name = std::string("tiny-llama-") + GetParam();
+  const auto path = assets_dir() / "gguf" / (name + ".gguf");
   TINFER_REQUIRE_FILE(path);
-  TINFER_REQUIRE_FILE(tinfer::testing::reference_dir() / "gguf" / "tiny-llama-Q4_0.json");
-  const Exact ex = load_exact("tiny-llama-Q4_0");
+  TINFER_REQUIRE_FILE(tinfer::testing::reference_dir() / "gguf" / (name + ".json"));
+  const Exact ex = load_exact(name);
   // Sole owner: repacked.
   const auto own = tinfer::load_llama_gguf(std::make_shared<const tinfer::io::GgufFile>(path.string()));
   for (const auto& L : own.weights().layers) {
@@ -103,6 +106,10 @@ TEST(InterleavedLoading, SoleOwnerRepacksSharedFileStaysIntact) {
   EXPECT_EQ(0, std::memcmp(after.data(), copy.data(), copy.size()));
   expect_equally_accurate(run<tinfer::LlamaSession>(own, ex.tokens), run<tinfer::LlamaSession>(shared, ex.tokens), ex);
 }
+
+// Every matrix of these --pure files is of the one type.
+INSTANTIATE_TEST_SUITE_P(Types, InterleavedLlama, ::testing::Values("Q4_0", "Q4_K", "Q8_0"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST(InterleavedLoading, TiedGpt2ClassifierAndEmbeddingShareOneRepack) {
   if (tinfer::kernels::default_activations() != tinfer::kernels::Activations::Q16 || tinfer::default_load_mode() != tinfer::LoadMode::Read) {

@@ -29,10 +29,12 @@
 #include "tinfer/core/error.hpp"
 #include "tinfer/core/thread_pool.hpp"
 #include "tinfer/core/weight_view.hpp"
+#include "tinfer/kernels/avx2/activation.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
 #include "tinfer/kernels/avx2/interleaved_dot.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
+#include "tinfer/kernels/avx512/activation.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
 #include "tinfer/kernels/avx512/interleaved_dot.hpp"
 #include "tinfer/kernels/avx512/quantize_activations.hpp"
@@ -41,6 +43,7 @@
 #include "tinfer/kernels/cpu_features.hpp"
 #include "tinfer/kernels/interleave.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
+#include "tinfer/kernels/scalar/activation.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
 #include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
@@ -78,6 +81,9 @@ struct KernelTable {
   // kernels/interleave.hpp), 16-bit activations (q16_format(type)). The layout decides the kernel, so every activation mode's
   // table has them.
   std::array<Q16RowsFn, 32> q16i{};
+  // Elementwise activations (kernels/scalar/activation.hpp defines them; every ISA, the same bits).
+  void (*swiglu)(float* gate, const float* up, std::int64_t n) noexcept = scalar::swiglu;
+  void (*gelu_tanh)(float* x, std::int64_t n) noexcept = scalar::gelu_tanh;
   // The 16-bit activation quantizers where SIMD ones exist (the same bits as the scalar ones).
   QuantizeActFn quantize_q16x32 = nullptr;
   QuantizeActFn quantize_q16xK = nullptr;
@@ -163,6 +169,8 @@ inline KernelTable make_table(Isa isa) {
     t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16i_rows<DType::Q8_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16i_rows<DType::Q4_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16i_rows<DType::Q4_K>;
+    t.swiglu = avx2::swiglu;
+    t.gelu_tanh = avx2::gelu_tanh;
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
@@ -177,6 +185,8 @@ inline KernelTable make_table(Isa isa) {
     else TINFER_SET_QUANT_DOT(t, avx2);
   }
   if (isa >= Isa::Avx512) {
+    t.swiglu = avx512::swiglu;
+    t.gelu_tanh = avx512::gelu_tanh;
     t.quantize_q16x32 = avx512::quantize_q16x32;
     t.quantize_q16xK = avx512::quantize_q16xK;
     set(t, DType::F32, avx512::dot_rows<float>);
