@@ -16,8 +16,8 @@
 // A scalar reference twin, AVX2+FMA+F16C (8 lanes) and AVX-512F (16 lanes; tiles of at most 8
 // queries, i.e. decode with a GQA group of 8, use the 8-lane code) versions, by target attributes
 // (the translation unit needs no -mavx2). The table is chosen once from kernels::default_isa()
-// (TINFER_ISA lowers it). The exp is a polynomial (Cephes expf, relative error ~2e-7), computed
-// with the same fused multiply-adds by the scalar twin, AVX2 and AVX-512. Each lane's arithmetic is
+// (TINFER_ISA lowers it). The exp is kernels/scalar/exp.hpp's polynomial (relative error ~2e-7),
+// computed with the same fused multiply-adds by the scalar twin, AVX2 and AVX-512. Each lane's arithmetic is
 // the same whichever lane, tile or ISA computes the query, so results depend neither on how work
 // is split across threads nor on the ISA path (bit-identical; tests check it).
 #pragma once
@@ -30,11 +30,15 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+
+#include "tinfer/kernels/avx2/exp.hpp"
+#include "tinfer/kernels/avx512/exp.hpp"
 #endif
 
 #include "tinfer/attention/kv_cache.hpp"
 #include "tinfer/core/float16.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
+#include "tinfer/kernels/scalar/exp.hpp"
 
 namespace tinfer::attn {
 
@@ -107,26 +111,8 @@ inline void scores(const float* K, std::int64_t ks, int n, const float* Qt, int 
   }
 }
 
-/// exp(x) for x <= ~88, operation for operation what the SIMD exp8/exp16 compute (range
-/// reduction by ln 2, Cephes' degree-6 polynomial, the same fused multiply-adds), so every ISA
-/// gives the same bits; relative error ~2e-7 against std::exp.
-inline float exp_poly(float x) noexcept {
-  x = x > -87.0f ? x : -87.0f;  // as max_ps(x, -87): -inf and NaN-free inputs map alike
-  const float n = std::nearbyint(x * 1.44269504088896341f);  // round half to even, as _MM_FROUND_TO_NEAREST_INT
-  float r = std::fma(-n, 0.693359375f, x);
-  r = std::fma(-n, -2.12194440e-4f, r);
-  float y = 1.9875691500e-4f;
-  y = std::fma(y, r, 1.3981999507e-3f);
-  y = std::fma(y, r, 8.3334519073e-3f);
-  y = std::fma(y, r, 4.1665795894e-2f);
-  y = std::fma(y, r, 1.6666665459e-1f);
-  y = std::fma(y, r, 5.0000001201e-1f);
-  y = std::fma(y, r * r, r + 1.0f);
-  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return y * scale;
-}
+/// The shared exp of kernels/scalar/exp.hpp (the SIMD exp8 / exp16 are its twins).
+inline float exp_poly(float x) noexcept { return kernels::scalar::exp_approx(x); }
 
 inline void softmax(float* St, int ld, int nl, int n, float tpos0, const float* lo, const float* hi, float* m, float* l, float* Ot,
                     int hd) {
@@ -233,22 +219,8 @@ TINFER_ATTN_AVX2 inline void convert_q8(const std::uint8_t* base, std::int64_t s
   }
 }
 
-/// exp(x) for x <= ~88: range reduction by ln 2 and Cephes' degree-6 polynomial.
-TINFER_ATTN_AVX2 inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));  // below: the result underflows to ~0 anyway
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+/// kernels/avx2/exp.hpp's exp.
+TINFER_ATTN_AVX2 inline __m256 exp8(__m256 x) { return kernels::avx2::exp_approx(x); }
 
 /// Register tile: KT keys x QV vectors of 8 queries.
 template <int KT, int QV>
@@ -424,21 +396,8 @@ TINFER_ATTN_AVX512 inline void convert_q8(const std::uint8_t* base, std::int64_t
   }
 }
 
-TINFER_ATTN_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
+/// kernels/avx512/exp.hpp's exp.
+TINFER_ATTN_AVX512 inline __m512 exp16(__m512 x) { return kernels::avx512::exp_approx(x); }
 
 template <int KT, int QV>
 TINFER_ATTN_AVX512 inline void scores_tile(const float* K, std::int64_t ks, const float* Qt, int ld, int hd, float* St) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tinfer/kernels/avx2/exp.hpp"
 #include "tinfer/kernels/scalar/activation.hpp"
 
 namespace tinfer::kernels::avx2 {
@@ -15,25 +16,6 @@ namespace tinfer::kernels::avx2 {
 #define TACT_TARGET __attribute__((target("avx2,fma")))
 
 namespace actdetail {
-TACT_TARGET inline __m256 exp_approx(__m256 x) noexcept {
-  using namespace act_consts;
-  x = _mm256_max_ps(_mm256_set1_ps(kExpLo), x);  // lo > x ? lo : x
-  x = _mm256_min_ps(_mm256_set1_ps(kExpHi), x);  // hi < x ? hi : x
-  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fmadd_ps(k, _mm256_set1_ps(-kLn2Hi), x);
-  r = _mm256_fmadd_ps(k, _mm256_set1_ps(-kLn2Lo), r);
-  const __m256 z = _mm256_mul_ps(r, r);
-  __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(kP0), r, _mm256_set1_ps(kP1));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(kP2));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(kP3));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(kP4));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(kP5));
-  y = _mm256_fmadd_ps(y, z, r);
-  y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-  // NaN lanes: k converts to 0x80000000 here and to 0 in the scalar twin; y is NaN either way.
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
 TACT_TARGET inline __m256 swiglu(__m256 g, __m256 u) noexcept {
   const __m256 e = exp_approx(_mm256_sub_ps(_mm256_setzero_ps(), g));
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "tinfer/kernels/avx512/exp.hpp"
 #include "tinfer/kernels/scalar/activation.hpp"
 
 namespace tinfer::kernels::avx512 {
@@ -20,25 +21,6 @@ namespace tinfer::kernels::avx512 {
 #define TACT_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 
 namespace actdetail {
-TACT_TARGET inline __m512 exp_approx(__m512 x) noexcept {
-  using namespace act_consts;
-  x = _mm512_max_ps(_mm512_set1_ps(kExpLo), x);  // lo > x ? lo : x
-  x = _mm512_min_ps(_mm512_set1_ps(kExpHi), x);  // hi < x ? hi : x
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(k, _mm512_set1_ps(-kLn2Hi), x);
-  r = _mm512_fmadd_ps(k, _mm512_set1_ps(-kLn2Lo), r);
-  const __m512 z = _mm512_mul_ps(r, r);
-  __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(kP0), r, _mm512_set1_ps(kP1));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(kP2));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(kP3));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(kP4));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(kP5));
-  y = _mm512_fmadd_ps(y, z, r);
-  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-  // NaN lanes: k converts to 0x80000000 here and to 0 in the scalar twin; y is NaN either way.
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
 TACT_TARGET inline __m512 swiglu(__m512 g, __m512 u) noexcept {
   const __m512 e = exp_approx(_mm512_sub_ps(_mm512_setzero_ps(), g));
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
