@@ -1,12 +1,12 @@
-// Interleaved Q8_0 / Q4_0 / Q4_K weights (kernels/interleave.hpp) and their kernels.
+// Interleaved Q8_0 / Q4_0 / Q4_K / Q6_K weights (kernels/interleave.hpp) and their kernels.
 //
 // 1. The layout: interleave_rows then copy_row gives every row's file bytes back (any row
 //    count, so groups and the rows past the last group), and embedding_row reads rows inside
 //    groups as the plain matrix does.
 // 2. The scalar twin against an independent reference: the weights the blocks encode (Q4_K:
-//    d sc n - dmin m, in double) times the float activations, in double. Quantizing the
+//    d sc n - dmin m; Q6_K: d sc (q - 32); in double) times the float activations, in double. Quantizing the
 //    activations to 16 bits moves x_i by at most amax_b / 65534 (plus float rounding of the
-//    scale), and each of the F float steps per block (Q8_0 / Q4_0: 1; Q4_K: 5, where the scale
+//    scale), and each of the F float steps per block (Q8_0 / Q4_0: 1; Q6_K: 17; Q4_K: 5, where the scale
 //    and min terms may cancel) adds at most ~2u relative to its term, so with
 //    W_i = |w_i| (Q4_K: |d sc n_i| + |dmin m_i|)
 //        |y - ref| <= sum_i W_i amax_b(i) / 65534 (1 + 1e-5) + (F nb + 4) u (sum W_i |x_i| + S).
@@ -75,7 +75,7 @@ std::vector<std::byte> quantize_x(DType t, const std::vector<float>& x, std::int
 }
 
 /// Values per block (the activations' quantization block too).
-std::int64_t block_len(DType t) { return t == DType::Q4_K ? 256 : 32; }
+std::int64_t block_len(DType t) { return t == DType::Q4_K || t == DType::Q6_K ? 256 : 32; }
 /// Column counts for a test: 1..n blocks of t.
 std::vector<std::int64_t> col_counts(DType t, std::initializer_list<std::int64_t> blocks) {
   std::vector<std::int64_t> c;
@@ -87,6 +87,21 @@ std::vector<std::int64_t> col_counts(DType t, std::initializer_list<std::int64_t
 void exact_weights(DType t, const std::byte* raw, std::int64_t cols, std::vector<double>& w, std::vector<double>& mag) {
   w.assign(static_cast<std::size_t>(cols), 0.0);
   mag.assign(w.size(), 0.0);
+  if (t == DType::Q6_K) {  // d sc (q - 32): up to 25 bits, so in double, not dequantize_row's float
+    for (std::int64_t b = 0; b < cols / 256; ++b) {
+      q::block_q6_K blk;
+      std::memcpy(&blk, raw + b * sizeof blk, sizeof blk);
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, l = e % 128, c = l / 32, i = l % 32;
+        const int lo = c % 2 == 0 ? blk.ql[64 * h + i] : blk.ql[64 * h + 32 + i];
+        const int qv = ((c < 2 ? lo & 0xF : lo >> 4) | (((blk.qh[32 * h + i] >> (2 * c)) & 3) << 4)) - 32;
+        const double v = static_cast<double>(blk.d.to_float()) * blk.scales[e / 16] * qv;
+        w[static_cast<std::size_t>(256 * b + e)] = v;
+        mag[static_cast<std::size_t>(256 * b + e)] = std::fabs(v);
+      }
+    }
+    return;
+  }
   if (t != DType::Q4_K) {
     std::vector<float> f(w.size());
     q::dequantize_row(t, raw, f.data(), cols);  // exact: f16 scale times a small integer
@@ -138,7 +153,7 @@ TEST_P(Interleave, RowsRoundTripAndEmbeddingReadsGroups) {
 TEST_P(Interleave, ScalarTwinMatchesDoubleReferenceAndIgnoresLayout) {
   const DType t = GetParam();
   std::mt19937 rng(2);
-  const std::int64_t bl = block_len(t), rows = 37, cols = t == DType::Q4_K ? 512 : 320, n = 3, nb = cols / bl;
+  const std::int64_t bl = block_len(t), rows = 37, cols = block_len(t) == 256 ? 512 : 320, n = 3, nb = cols / bl;
   Matrix m = make(t, rows, cols, rng);
   const auto x = activations(n, cols, rng);
   std::size_t stride = 0;
@@ -153,7 +168,7 @@ TEST_P(Interleave, ScalarTwinMatchesDoubleReferenceAndIgnoresLayout) {
   f(il, xq.data() + 4, stride, static_cast<int>(n), y_il.data(), rows, 0, rows);
   EXPECT_EQ(0, std::memcmp(y_plain.data(), y_il.data(), y_il.size() * sizeof(float)));
   const double u = std::ldexp(1.0, -24);
-  const double steps = t == DType::Q4_K ? 5 : 1;
+  const double steps = t == DType::Q4_K ? 5 : t == DType::Q6_K ? 17 : 1;
   std::vector<double> wr, mag;
   for (std::int64_t r = 0; r < rows; ++r) {
     exact_weights(t, m.raw.data() + r * m.rb, cols, wr, mag);
@@ -210,7 +225,7 @@ TEST_P(Interleave, EverySimdPathEqualsScalarBitForBit) {
 TEST_P(Interleave, MatmulEqualsMatvecWithAndWithoutThreads) {
   const DType t = GetParam();
   std::mt19937 rng(4);
-  const std::int64_t rows = 200, cols = 2 * block_len(t) * (t == DType::Q4_K ? 1 : 4);
+  const std::int64_t rows = 200, cols = 2 * block_len(t) * (block_len(t) == 256 ? 1 : 4);
   Matrix m = make(t, rows, cols, rng);
   std::vector<std::byte> data = m.raw;
   const auto w = k::interleave_rows(t, data.data(), rows, cols);
@@ -228,7 +243,7 @@ TEST_P(Interleave, MatmulEqualsMatvecWithAndWithoutThreads) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Interleave, ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K),
+INSTANTIATE_TEST_SUITE_P(Types, Interleave, ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
                          [](const auto& info) { return std::string(tinfer::dtype_name(info.param)); });
 
 // Q4_K at the int32 bound of its definition: every scale and min 63, every nibble 15, every
@@ -260,8 +275,8 @@ TEST(InterleaveQ4K, SumsAtTheInt32BoundStayExact) {
 }
 
 TEST(InterleaveErrors, OtherTypesAreRejected) {
-  std::vector<std::byte> d(16 * 210);
-  EXPECT_THROW(k::interleave_rows(DType::Q6_K, d.data(), 16, 256), tinfer::UnsupportedError);
+  std::vector<std::byte> d(16 * 176);
+  EXPECT_THROW(k::interleave_rows(DType::Q5_K, d.data(), 16, 256), tinfer::UnsupportedError);
 }
 
 }  // namespace

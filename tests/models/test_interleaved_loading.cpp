@@ -1,4 +1,4 @@
-// Loading repacks Q8_0 / Q4_0 / Q4_K matrices into the interleaved layout (kernels/interleave.hpp) only
+// Loading repacks Q8_0 / Q4_0 / Q4_K / Q6_K matrices into the interleaved layout (kernels/interleave.hpp) only
 // when that is safe: the model is the only user of the loaded GgufFile. A model built from a
 // file someone else also holds keeps the file's bytes untouched (the quantizer reads them
 // after loading). Both are equally close to the exact forward pass of the stored weights
@@ -108,7 +108,7 @@ TEST_P(InterleavedLlama, SoleOwnerRepacksSharedFileStaysIntact) {
 }
 
 // Every matrix of these --pure files is of the one type.
-INSTANTIATE_TEST_SUITE_P(Types, InterleavedLlama, ::testing::Values("Q4_0", "Q4_K", "Q8_0"),
+INSTANTIATE_TEST_SUITE_P(Types, InterleavedLlama, ::testing::Values("Q4_0", "Q4_K", "Q6_K", "Q8_0"),
                          [](const auto& info) { return std::string(info.param); });
 
 TEST(InterleavedLoading, TiedGpt2ClassifierAndEmbeddingShareOneRepack) {

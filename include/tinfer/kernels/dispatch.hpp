@@ -77,7 +77,7 @@ struct KernelTable {
   std::array<QuantDot, 32> quant_dot{};  // indexed by DType value; rows null: use dot_rows
   std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
   std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
-  // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0 / Q4_K,
+  // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0 / Q4_K / Q6_K,
   // kernels/interleave.hpp), 16-bit activations (q16_format(type)). The layout decides the kernel, so every activation mode's
   // table has them.
   std::array<Q16RowsFn, 32> q16i{};
@@ -165,10 +165,12 @@ inline KernelTable make_table(Isa isa) {
   t.q16i[static_cast<std::size_t>(DType::Q8_0)] = scalar::q16i_rows<DType::Q8_0>;
   t.q16i[static_cast<std::size_t>(DType::Q4_0)] = scalar::q16i_rows<DType::Q4_0>;
   t.q16i[static_cast<std::size_t>(DType::Q4_K)] = scalar::q16i_rows<DType::Q4_K>;
+  t.q16i[static_cast<std::size_t>(DType::Q6_K)] = scalar::q16i_rows<DType::Q6_K>;
   if (isa >= Isa::Avx2) {
     t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx2::q16i_rows<DType::Q8_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16i_rows<DType::Q4_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16i_rows<DType::Q4_K>;
+    t.q16i[static_cast<std::size_t>(DType::Q6_K)] = avx2::q16i_rows<DType::Q6_K>;
     t.swiglu = avx2::swiglu;
     t.gelu_tanh = avx2::gelu_tanh;
     set(t, DType::F32, avx2::dot_rows<float>);
@@ -203,6 +205,7 @@ inline KernelTable make_table(Isa isa) {
       t.q16i[static_cast<std::size_t>(DType::Q8_0)] = avx512::q16i_rows<DType::Q8_0>;
       t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16i_rows<DType::Q4_0>;
       t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx512::q16i_rows<DType::Q4_K>;
+      t.q16i[static_cast<std::size_t>(DType::Q6_K)] = avx512::q16i_rows<DType::Q6_K>;
       TINFER_SET_QUANT_DOT(t, avx512);
       set_q(t, DType::Q8_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q8_0>);
       set_q(t, DType::Q4_0, ActFormat::Q8_32, avx512::quant_dot_rows_zmm<DType::Q4_0>);

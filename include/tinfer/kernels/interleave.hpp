@@ -1,4 +1,4 @@
-// tinfer/kernels/interleave.hpp: Q8_0 / Q4_0 / Q4_K weight rows repacked in groups of 16, so
+// tinfer/kernels/interleave.hpp: Q8_0 / Q4_0 / Q4_K / Q6_K weight rows repacked in groups of 16, so
 // that one SIMD register holds the same two columns of 16 rows (one int32 lane per row) and a
 // single vpdpwssd with a broadcast pair of activations advances 16 rows at once. The block scales
 // of a group are then one vector, and the per-block float work (convert, scale, add) is done
@@ -8,7 +8,7 @@
 // Layout of a WeightView with interleaved_rows = R (a multiple of 16): rows [0, R) form R / 16
 // groups; group g occupies exactly the bytes rows 16 g .. 16 g + 15 occupy in the file (so the
 // memory cost is nil and rows [R, rows) stay where they were). Within a group, block column b
-// (16 blocks of 32 values, or of 256 for Q4_K) takes 16 * sizeof(block) bytes at
+// (16 blocks of 32 values, or of 256 for Q4_K / Q6_K) takes 16 * sizeof(block) bytes at
 // b * 16 * sizeof(block):
 //   - Q8_0 / Q4_0: 16 f16 scales, row 0 first (32 bytes); then
 //     - Q8_0: for pair k = 0..15, for row r = 0..15: the int8 values 2k and 2k+1 (512 bytes);
@@ -20,6 +20,11 @@
 //     each 8 columns t = 0..31 one 64-byte quad whose dword r holds row r's 8 nibbles: column
 //     8t + 2p in bits 4p .. 4p+3 and column 8t + 2p + 1 in bits 16 + 4p .. 19 + 4p (p = 0..3),
 //     so (dword >> 4p) & 0x000F000F is the pair p as two int16 (2048 bytes).
+//   - Q6_K: 16 f16 d (32 bytes), the 16 int8 scales of each row as four 64-byte planes (plane q,
+//     dword r = row r's scales 4q .. 4q+3: 256 bytes), then for each 16 columns u = 0..15 (one
+//     scale's sub-block) 192 bytes: two quads of the values' low nibbles as Q4_K's (columns
+//     16u .. 16u+7, then 16u+8 .. 16u+15), then a dword per row of their high 2 bits: column
+//     16u + 2i in bits 2i .. 2i+1, column 16u + 2i + 1 in bits 16 + 2i .. 17 + 2i (3072 bytes).
 //
 // The order of operations (the definition every ISA implements, bit for bit), per (weight row,
 // activation row) with 16-bit activations (ActFormat::Q16_32 / Q16_K, scale dx per block):
@@ -31,6 +36,10 @@
 //     P = sc_2h S_2h + sc_2h+1 S_2h+1 (exact: |P| <= 2 * 63 * 15 * 32 * 32767 < 2^31) and
 //     acc = fma(float(P), float(d) * dx, acc); then M = sum_j m_j B_j (exact) and
 //     acc = fma(float(M), -(float(dmin) * dx), acc).
+//   - Q6_K: acc = +0; for each super-block in order: t = +0; for j = 0..15, S_j = the exact
+//     int32 sum of (q - 32) a over sub-block j (16 values, |S_j| <= 16 * 32 * 32767) and
+//     t = fma(float(S_j), float(d) * sc_j, t) (the product is exact: 11 by 8 bits); then
+//     acc = fma(t, dx, acc).
 // It does not depend on where a row is stored, so the rows past the last whole group use the
 // same definition, and a batched product equals the matrix-vector product of each row bit for
 // bit.
@@ -57,13 +66,20 @@ namespace tinfer::kernels {
 inline constexpr std::int64_t kInterleave = 16;
 
 /// Whether `t` has an interleaved layout (and kernels for it).
-constexpr bool can_interleave(DType t) noexcept { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K; }
+constexpr bool can_interleave(DType t) noexcept {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+}
 
 namespace interleave_detail {
 inline std::size_t block_bytes(DType t) noexcept {
-  return t == DType::Q8_0 ? sizeof(quant::block_q8_0) : t == DType::Q4_0 ? sizeof(quant::block_q4_0) : sizeof(quant::block_q4_K);
+  switch (t) {
+    case DType::Q8_0: return sizeof(quant::block_q8_0);
+    case DType::Q4_0: return sizeof(quant::block_q4_0);
+    case DType::Q4_K: return sizeof(quant::block_q4_K);
+    default: return sizeof(quant::block_q6_K);
+  }
 }
-inline std::int64_t block_values(DType t) noexcept { return t == DType::Q4_K ? quant::kQK_K : quant::kQK; }
+inline std::int64_t block_values(DType t) noexcept { return t == DType::Q4_K || t == DType::Q6_K ? quant::kQK_K : quant::kQK; }
 
 /// The values of file block `blk` (Q8_0 quants, Q4_0 / Q4_K nibbles 0..15) in element order.
 inline void unpack(DType t, const std::byte* blk, int* v) noexcept {
@@ -75,13 +91,26 @@ inline void unpack(DType t, const std::byte* blk, int* v) noexcept {
       v[e] = b & 0xF;
       v[e + 16] = b >> 4;
     }
-  } else {
+  } else if (t == DType::Q4_K) {
     const std::byte* qs = blk + offsetof(quant::block_q4_K, qs);
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) {
         const auto b = static_cast<std::uint8_t>(qs[32 * c + l]);
         v[64 * c + l] = b & 0xF;
         v[64 * c + 32 + l] = b >> 4;
+      }
+    }
+  } else {  // Q6_K: 6-bit values 0..63 (the offset of -32 not applied)
+    const std::byte* ql = blk + offsetof(quant::block_q6_K, ql);
+    const std::byte* qh = blk + offsetof(quant::block_q6_K, qh);
+    for (int h = 0; h < 2; ++h) {
+      for (int i = 0; i < 32; ++i) {
+        const auto lo0 = static_cast<std::uint8_t>(ql[64 * h + i]), lo1 = static_cast<std::uint8_t>(ql[64 * h + 32 + i]);
+        const auto hi = static_cast<std::uint8_t>(qh[32 * h + i]);
+        v[128 * h + i] = (lo0 & 0xF) | ((hi & 3) << 4);
+        v[128 * h + 32 + i] = (lo1 & 0xF) | (((hi >> 2) & 3) << 4);
+        v[128 * h + 64 + i] = (lo0 >> 4) | (((hi >> 4) & 3) << 4);
+        v[128 * h + 96 + i] = (lo1 >> 4) | (((hi >> 6) & 3) << 4);
       }
     }
   }
@@ -92,10 +121,21 @@ inline void pack(DType t, const int* v, std::byte* blk) noexcept {
     for (int e = 0; e < 32; ++e) blk[2 + e] = static_cast<std::byte>(static_cast<std::int8_t>(v[e]));
   } else if (t == DType::Q4_0) {
     for (int e = 0; e < 16; ++e) blk[2 + e] = static_cast<std::byte>(v[e] | (v[e + 16] << 4));
-  } else {
+  } else if (t == DType::Q4_K) {
     std::byte* qs = blk + offsetof(quant::block_q4_K, qs);
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) qs[32 * c + l] = static_cast<std::byte>(v[64 * c + l] | (v[64 * c + 32 + l] << 4));
+    }
+  } else {
+    std::byte* ql = blk + offsetof(quant::block_q6_K, ql);
+    std::byte* qh = blk + offsetof(quant::block_q6_K, qh);
+    for (int h = 0; h < 2; ++h) {
+      for (int i = 0; i < 32; ++i) {
+        const int* w = v + 128 * h + i;
+        ql[64 * h + i] = static_cast<std::byte>((w[0] & 0xF) | ((w[64] & 0xF) << 4));
+        ql[64 * h + 32 + i] = static_cast<std::byte>((w[32] & 0xF) | ((w[96] & 0xF) << 4));
+        qh[32 * h + i] = static_cast<std::byte>((w[0] >> 4) | ((w[32] >> 4) << 2) | ((w[64] >> 4) << 4) | ((w[96] >> 4) << 6));
+      }
     }
   }
 }
@@ -111,6 +151,25 @@ inline std::uint32_t get_u32(const std::byte* p) noexcept {
 inline void to_group(DType t, const std::byte* src, int r, std::byte* dst) noexcept {
   int v[256];
   unpack(t, src, v);
+  if (t == DType::Q6_K) {
+    std::memcpy(dst + 2 * r, src + offsetof(quant::block_q6_K, d), 2);
+    for (int q = 0; q < 4; ++q) std::memcpy(dst + 32 + 64 * q + 4 * r, src + offsetof(quant::block_q6_K, scales) + 4 * q, 4);
+    for (int u = 0; u < 16; ++u) {
+      std::byte* unit = dst + 288 + 192 * u;
+      std::uint32_t lo[2] = {0, 0}, hi = 0;
+      for (int i = 0; i < 8; ++i) {
+        const int c0 = v[16 * u + 2 * i], c1 = v[16 * u + 2 * i + 1];
+        lo[i / 4] |= static_cast<std::uint32_t>(c0 & 0xF) << (4 * (i % 4));
+        lo[i / 4] |= static_cast<std::uint32_t>(c1 & 0xF) << (16 + 4 * (i % 4));
+        hi |= static_cast<std::uint32_t>(c0 >> 4) << (2 * i);
+        hi |= static_cast<std::uint32_t>(c1 >> 4) << (16 + 2 * i);
+      }
+      put_u32(unit + 4 * r, lo[0]);
+      put_u32(unit + 64 + 4 * r, lo[1]);
+      put_u32(unit + 128 + 4 * r, hi);
+    }
+    return;
+  }
   if (t == DType::Q4_K) {
     std::memcpy(dst + 2 * r, src + offsetof(quant::block_q4_K, d), 2);
     std::memcpy(dst + 32 + 2 * r, src + offsetof(quant::block_q4_K, dmin), 2);
@@ -139,7 +198,18 @@ inline void to_group(DType t, const std::byte* src, int r, std::byte* dst) noexc
 /// Reads row r of the group block at `src` back into file block `dst`: the inverse of to_group.
 inline void from_group(DType t, const std::byte* src, int r, std::byte* dst) noexcept {
   int v[256];
-  if (t == DType::Q4_K) {
+  if (t == DType::Q6_K) {
+    std::memcpy(dst + offsetof(quant::block_q6_K, d), src + 2 * r, 2);
+    for (int q = 0; q < 4; ++q) std::memcpy(dst + offsetof(quant::block_q6_K, scales) + 4 * q, src + 32 + 64 * q + 4 * r, 4);
+    for (int u = 0; u < 16; ++u) {
+      const std::byte* unit = src + 288 + 192 * u;
+      const std::uint32_t lo[2] = {get_u32(unit + 4 * r), get_u32(unit + 64 + 4 * r)}, hi = get_u32(unit + 128 + 4 * r);
+      for (int i = 0; i < 8; ++i) {
+        v[16 * u + 2 * i] = static_cast<int>(((lo[i / 4] >> (4 * (i % 4))) & 0xF) | (((hi >> (2 * i)) & 3) << 4));
+        v[16 * u + 2 * i + 1] = static_cast<int>(((lo[i / 4] >> (16 + 4 * (i % 4))) & 0xF) | (((hi >> (16 + 2 * i)) & 3) << 4));
+      }
+    }
+  } else if (t == DType::Q4_K) {
     std::memcpy(dst + offsetof(quant::block_q4_K, d), src + 2 * r, 2);
     std::memcpy(dst + offsetof(quant::block_q4_K, dmin), src + 32 + 2 * r, 2);
     for (int q = 0; q < 3; ++q) std::memcpy(dst + offsetof(quant::block_q4_K, scales) + 4 * q, src + 64 + 64 * q + 4 * r, 4);
@@ -167,7 +237,7 @@ inline void from_group(DType t, const std::byte* src, int r, std::byte* dst) noe
 }
 }  // namespace interleave_detail
 
-/// Rewrites the first rows / 16 * 16 rows of a row-major Q8_0 / Q4_0 / Q4_K matrix at `data`
+/// Rewrites the first rows / 16 * 16 rows of a row-major Q8_0 / Q4_0 / Q4_K / Q6_K matrix at `data`
 /// into the interleaved layout, in place (one group of scratch memory), and returns its view.
 inline WeightView interleave_rows(DType t, std::byte* data, std::int64_t rows, std::int64_t cols) {
   if (!can_interleave(t)) throw UnsupportedError(tinfer::detail::str_cat("no interleaved layout for ", dtype_name(t)));
@@ -229,13 +299,13 @@ void split_interleaved(const WeightView& w, std::int64_t r0, std::int64_t r1, Gr
 namespace scalar {
 
 /// The scalar twin of the interleaved kernels (and the kernel of rows past the last group on
-/// every ISA): a Q16RowsFn for Q8_0 / Q4_0 / Q4_K views of either layout, in the order
+/// every ISA): a Q16RowsFn for Q8_0 / Q4_0 / Q4_K / Q6_K views of either layout, in the order
 /// documented above.
 template <DType T>
 void q16i_rows(const WeightView& w, const void* xq, std::size_t x_stride, int nx, float* y, std::int64_t ldy,
                std::int64_t r0, std::int64_t r1) {
   static_assert(can_interleave(T));
-  constexpr bool kK = T == DType::Q4_K;
+  constexpr bool kK = T == DType::Q4_K || T == DType::Q6_K;
   using A = std::conditional_t<kK, quant::block_q16xK, quant::block_q16x32>;
   const std::size_t bs = interleave_detail::block_bytes(T);
   const std::int64_t nb = w.cols / interleave_detail::block_values(T);
@@ -251,7 +321,18 @@ void q16i_rows(const WeightView& w, const void* xq, std::size_t x_stride, int nx
         A a;
         std::memcpy(&a, xj + static_cast<std::size_t>(b) * sizeof a, sizeof a);
         interleave_detail::unpack(T, blk, v);
-        if constexpr (kK) {
+        if constexpr (T == DType::Q6_K) {
+          quant::block_q6_K kb;
+          std::memcpy(&kb, blk, sizeof kb);
+          const float d = kb.d.to_float();
+          float t = 0.0f;
+          for (int sb = 0; sb < 16; ++sb) {
+            std::int32_t sum = 0;
+            for (int e = 16 * sb; e < 16 * sb + 16; ++e) sum += (v[e] - 32) * a.qs[e];
+            t = std::fma(static_cast<float>(sum), d * static_cast<float>(kb.scales[sb]), t);
+          }
+          acc = std::fma(t, a.d, acc);
+        } else if constexpr (kK) {
           quant::block_q4_K kb;
           std::memcpy(&kb, blk, sizeof kb);
           const float s = kb.d.to_float() * a.d;

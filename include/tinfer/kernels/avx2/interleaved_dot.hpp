@@ -184,16 +184,82 @@ TQI_TARGET void groups_k(const WeightView& w, const std::byte* xq, std::size_t x
   }
 }
 
+/// Q6_K: groups [g0, g1) times NX activation rows, each group as two halves of 8 rows (the
+/// AVX-512 kernel's steps on 8 lanes).
+template <int NX>
+TQI_TARGET void groups_k6(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                          std::int64_t g0, std::int64_t g1) noexcept {
+  using A = quant::block_q16xK;
+  constexpr std::size_t gb = static_cast<std::size_t>(kInterleave) * sizeof(quant::block_q6_K);
+  constexpr int C = NX == 1 ? 2 : 1;
+  const std::int64_t nb = w.cols / quant::kQK_K;
+  const __m256i nib = _mm256_set1_epi32(0x000F000F), hi2 = _mm256_set1_epi32(0x00300030), o32 = _mm256_set1_epi16(32);
+  alignas(32) float dsc[16][8];
+  for (std::int64_t g = g0; g < g1; ++g) {
+    const std::byte* grp = w.data + static_cast<std::size_t>(g * kInterleave) * w.row_bytes;
+    for (int hh = 0; hh < 2; ++hh) {
+      __m256 acc[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm256_setzero_ps();
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const std::byte* blk = grp + static_cast<std::size_t>(b) * gb;
+        const std::byte* a[NX];
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(b) * sizeof(A);
+        const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * hh)));
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; ++q) {
+          const __m256i pl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * q + 32 * hh));
+          _Pragma("GCC unroll 4") for (int k = 0; k < 4; ++k) {
+            const __m256i sc = _mm256_srai_epi32(_mm256_slli_epi32(pl, 24 - 8 * k), 24);
+            _mm256_store_ps(dsc[4 * q + k], _mm256_mul_ps(dv, _mm256_cvtepi32_ps(sc)));
+          }
+        }
+        __m256 t[NX];
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) t[j] = _mm256_setzero_ps();
+        for (int u = 0; u < 16; ++u) {
+          const std::byte* unit = blk + 288 + 192 * u + 32 * hh;
+          const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit));
+          const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit + 64));
+          const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unit + 128));
+          __m256i p[NX][C];
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 4") for (int c = 0; c < C; ++c) p[j][c] = _mm256_setzero_si256();
+          _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) {
+            const __m256i l = i < 4 ? la : lb;
+            const __m256i lo = _mm256_and_si256(i % 4 == 0 ? l : _mm256_srli_epi32(l, 4 * (i % 4)), nib);
+            const __m256i hs = i < 2 ? _mm256_slli_epi32(hv, 4 - 2 * i) : i == 2 ? hv : _mm256_srli_epi32(hv, 2 * i - 4);
+            const __m256i wv = _mm256_sub_epi16(_mm256_or_si256(lo, _mm256_and_si256(hs, hi2)), o32);
+            _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+              const __m256i xa = _mm256_set1_epi32(load_i32(a[j] + offsetof(A, qs) + 4 * (8 * u + i)));
+              p[j][i % C] = _mm256_add_epi32(p[j][i % C], _mm256_madd_epi16(wv, xa));
+            }
+          }
+          const __m256 ds = _mm256_load_ps(dsc[u]);
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+            __m256i s = p[j][0];
+            _Pragma("GCC unroll 4") for (int c = 1; c < C; ++c) s = _mm256_add_epi32(s, p[j][c]);
+            t[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), ds, t[j]);
+          }
+        }
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+          float dx;
+          std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+          acc[j] = _mm256_fmadd_ps(t[j], _mm256_set1_ps(dx), acc[j]);
+        }
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm256_storeu_ps(y + j * ldy + g * kInterleave + 8 * hh, acc[j]);
+    }
+  }
+}
+
 /// The group kernel of type T for NX activation rows.
 template <DType T, int NX>
 TQI_TARGET void group_rows(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
                            std::int64_t g0, std::int64_t g1) noexcept {
   if constexpr (T == DType::Q4_K) groups_k<NX>(w, xq, xs, y, ldy, g0, g1);
+  else if constexpr (T == DType::Q6_K) groups_k6<NX>(w, xq, xs, y, ldy, g0, g1);
   else groups<T, NX>(w, xq, xs, y, ldy, g0, g1);
 }
 }  // namespace qidetail
 
-/// The AVX2 Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K view. Rows [r0, r1) should start
+/// The AVX2 Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K / Q6_K view. Rows [r0, r1) should start
 /// on a group boundary (a row inside a group, and rows past the last group, take the scalar
 /// twin, which gives the same bits).
 template <DType T>

@@ -1,5 +1,5 @@
 // tinfer/kernels/avx512/interleaved_dot.hpp: AVX-512 VNNI kernels of interleaved Q8_0 / Q4_0 /
-// Q4_K weights (kernels/interleave.hpp: layout and order of operations) with 16-bit activations. One
+// Q4_K / Q6_K weights (kernels/interleave.hpp: layout and order of operations) with 16-bit activations. One
 // zmm lane per weight row of a 16-row group: for each pair of columns, one register of the 16
 // rows' int16 pairs, and one vpdpwssd per activation row with that row's pair broadcast. The
 // block's integer sums are exact, so splitting them over several chains changes nothing; the
@@ -175,16 +175,79 @@ TQI_TARGET void groups_k(const WeightView& w, const std::byte* xq, std::size_t x
   }
 }
 
+/// Q6_K: groups [g0, g1) times NX activation rows (kernels/interleave.hpp: per 16 columns one
+/// exact int32 sum, converted and scaled by d sc_j into a per-super-block float t, then t dx).
+template <int NX>
+TQI_TARGET void groups_k6(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
+                          std::int64_t g0, std::int64_t g1) noexcept {
+  using A = quant::block_q16xK;
+  constexpr std::size_t gb = static_cast<std::size_t>(kInterleave) * sizeof(quant::block_q6_K);
+  constexpr int C = NX == 1 ? 4 : NX == 2 ? 2 : 1;
+  const std::int64_t nb = w.cols / quant::kQK_K;
+  const __m512i nib = _mm512_set1_epi32(0x000F000F), hi2 = _mm512_set1_epi32(0x00300030), o32 = _mm512_set1_epi16(32);
+  alignas(64) float dsc[16][16];
+  for (std::int64_t g = g0; g < g1; ++g) {
+    const std::byte* grp = w.data + static_cast<std::size_t>(g * kInterleave) * w.row_bytes;
+    __m512 acc[NX];
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[j] = _mm512_setzero_ps();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::byte* blk = grp + static_cast<std::size_t>(b) * gb;
+      const std::byte* a[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) a[j] = xq + static_cast<std::size_t>(j) * xs + static_cast<std::size_t>(b) * sizeof(A);
+      const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+      _Pragma("GCC unroll 4") for (int q = 0; q < 4; ++q) {  // d * sc_j for the 16 rows (exact)
+        const __m512i pl = _mm512_loadu_si512(blk + 32 + 64 * q);
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; ++k) {
+          const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(pl, 24 - 8 * k), 24);
+          _mm512_store_ps(dsc[4 * q + k], _mm512_mul_ps(dv, _mm512_cvtepi32_ps(sc)));
+        }
+      }
+      __m512 t[NX];
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) t[j] = _mm512_setzero_ps();
+      for (int u = 0; u < 16; ++u) {
+        const std::byte* unit = blk + 288 + 192 * u;
+        const __m512i la = _mm512_loadu_si512(unit), lb = _mm512_loadu_si512(unit + 64), hv = _mm512_loadu_si512(unit + 128);
+        __m512i p[NX][C];
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 4") for (int c = 0; c < C; ++c) p[j][c] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) {
+          const __m512i l = i < 4 ? la : lb;
+          const __m512i lo = _mm512_and_si512(i % 4 == 0 ? l : _mm512_srli_epi32(l, 4 * (i % 4)), nib);
+          const __m512i hs = i < 2 ? _mm512_slli_epi32(hv, 4 - 2 * i) : i == 2 ? hv : _mm512_srli_epi32(hv, 2 * i - 4);
+          // lo | (hs & 0x00300030): the 6-bit values, then their offset of -32.
+          const __m512i wv = _mm512_sub_epi16(_mm512_ternarylogic_epi32(lo, hs, hi2, 0xF8), o32);
+          _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+            const __m512i xa = _mm512_set1_epi32(load_i32(a[j] + offsetof(A, qs) + 4 * (8 * u + i)));
+            p[j][i % C] = _mm512_dpwssd_epi32(p[j][i % C], wv, xa);
+          }
+        }
+        const __m512 ds = _mm512_load_ps(dsc[u]);
+        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+          __m512i s = p[j][0];
+          _Pragma("GCC unroll 4") for (int c = 1; c < C; ++c) s = _mm512_add_epi32(s, p[j][c]);
+          t[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds, t[j]);
+        }
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        float dx;
+        std::memcpy(&dx, a[j] + offsetof(A, d), 4);
+        acc[j] = _mm512_fmadd_ps(t[j], _mm512_set1_ps(dx), acc[j]);
+      }
+    }
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_storeu_ps(y + j * ldy + g * kInterleave, acc[j]);
+  }
+}
+
 /// The group kernel of type T for NX activation rows.
 template <DType T, int NX>
 TQI_TARGET void group_rows(const WeightView& w, const std::byte* xq, std::size_t xs, float* y, std::int64_t ldy,
                            std::int64_t g0, std::int64_t g1) noexcept {
   if constexpr (T == DType::Q4_K) groups_k<NX>(w, xq, xs, y, ldy, g0, g1);
+  else if constexpr (T == DType::Q6_K) groups_k6<NX>(w, xq, xs, y, ldy, g0, g1);
   else groups<T, NX>(w, xq, xs, y, ldy, g0, g1);
 }
 }  // namespace qidetail
 
-/// The AVX-512 VNNI Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K view. Rows [r0, r1) should start
+/// The AVX-512 VNNI Q16RowsFn of an interleaved Q8_0 / Q4_0 / Q4_K / Q6_K view. Rows [r0, r1) should start
 /// on a group boundary (a row inside a group, and rows past the last group, take the scalar
 /// twin, which gives the same bits).
 template <DType T>
