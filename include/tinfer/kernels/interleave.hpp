@@ -22,9 +22,13 @@
 //     so (dword >> 4p) & 0x000F000F is the pair p as two int16 (2048 bytes).
 //   - Q6_K: 16 f16 d (32 bytes), the 16 int8 scales of each row as four 64-byte planes (plane q,
 //     dword r = row r's scales 4q .. 4q+3: 256 bytes), then for each 16 columns u = 0..15 (one
-//     scale's sub-block) 192 bytes: two quads of the values' low nibbles as Q4_K's (columns
-//     16u .. 16u+7, then 16u+8 .. 16u+15), then a dword per row of their high 2 bits: column
-//     16u + 2i in bits 2i .. 2i+1, column 16u + 2i + 1 in bits 16 + 2i .. 17 + 2i (3072 bytes).
+//     scale's sub-block) 192 bytes holding each value as q ^ 32 (q - 32 as a 6-bit two's
+//     complement number): two quads of the low nibbles as Q4_K's (columns 16u .. 16u+7, then
+//     16u+8 .. 16u+15), then a dword per row of the high 2 bits: column 16u + 2i in bits
+//     2i .. 2i+1, column 16u + 2i + 1 in bits 16 + 2i .. 17 + 2i (3072 bytes). Shifting a quad
+//     so that a pair's nibbles land in bits 10..13 of their words, and the high dword so that
+//     their high bits land in bits 14..15, one bit-select and an arithmetic shift right by 10
+//     give the pair as two int16 with the offset applied.
 //
 // The order of operations (the definition every ISA implements, bit for bit), per (weight row,
 // activation row) with 16-bit activations (ActFormat::Q16_32 / Q16_K, scale dx per block):
@@ -158,7 +162,7 @@ inline void to_group(DType t, const std::byte* src, int r, std::byte* dst) noexc
       std::byte* unit = dst + 288 + 192 * u;
       std::uint32_t lo[2] = {0, 0}, hi = 0;
       for (int i = 0; i < 8; ++i) {
-        const int c0 = v[16 * u + 2 * i], c1 = v[16 * u + 2 * i + 1];
+        const int c0 = v[16 * u + 2 * i] ^ 32, c1 = v[16 * u + 2 * i + 1] ^ 32;
         lo[i / 4] |= static_cast<std::uint32_t>(c0 & 0xF) << (4 * (i % 4));
         lo[i / 4] |= static_cast<std::uint32_t>(c1 & 0xF) << (16 + 4 * (i % 4));
         hi |= static_cast<std::uint32_t>(c0 >> 4) << (2 * i);
@@ -205,8 +209,8 @@ inline void from_group(DType t, const std::byte* src, int r, std::byte* dst) noe
       const std::byte* unit = src + 288 + 192 * u;
       const std::uint32_t lo[2] = {get_u32(unit + 4 * r), get_u32(unit + 64 + 4 * r)}, hi = get_u32(unit + 128 + 4 * r);
       for (int i = 0; i < 8; ++i) {
-        v[16 * u + 2 * i] = static_cast<int>(((lo[i / 4] >> (4 * (i % 4))) & 0xF) | (((hi >> (2 * i)) & 3) << 4));
-        v[16 * u + 2 * i + 1] = static_cast<int>(((lo[i / 4] >> (16 + 4 * (i % 4))) & 0xF) | (((hi >> (16 + 2 * i)) & 3) << 4));
+        v[16 * u + 2 * i] = static_cast<int>(((lo[i / 4] >> (4 * (i % 4))) & 0xF) | (((hi >> (2 * i)) & 3) << 4)) ^ 32;
+        v[16 * u + 2 * i + 1] = static_cast<int>(((lo[i / 4] >> (16 + 4 * (i % 4))) & 0xF) | (((hi >> (16 + 2 * i)) & 3) << 4)) ^ 32;
       }
     }
   } else if (t == DType::Q4_K) {

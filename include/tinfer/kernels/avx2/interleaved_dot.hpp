@@ -193,7 +193,7 @@ TQI_TARGET void groups_k6(const WeightView& w, const std::byte* xq, std::size_t 
   constexpr std::size_t gb = static_cast<std::size_t>(kInterleave) * sizeof(quant::block_q6_K);
   constexpr int C = NX == 1 ? 2 : 1;
   const std::int64_t nb = w.cols / quant::kQK_K;
-  const __m256i nib = _mm256_set1_epi32(0x000F000F), hi2 = _mm256_set1_epi32(0x00300030), o32 = _mm256_set1_epi16(32);
+  const __m256i sel = _mm256_set1_epi32(0x3C003C00);
   alignas(32) float dsc[16][8];
   for (std::int64_t g = g0; g < g1; ++g) {
     const std::byte* grp = w.data + static_cast<std::size_t>(g * kInterleave) * w.row_bytes;
@@ -223,9 +223,9 @@ TQI_TARGET void groups_k6(const WeightView& w, const std::byte* xq, std::size_t 
           _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 4") for (int c = 0; c < C; ++c) p[j][c] = _mm256_setzero_si256();
           _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) {
             const __m256i l = i < 4 ? la : lb;
-            const __m256i lo = _mm256_and_si256(i % 4 == 0 ? l : _mm256_srli_epi32(l, 4 * (i % 4)), nib);
-            const __m256i hs = i < 2 ? _mm256_slli_epi32(hv, 4 - 2 * i) : i == 2 ? hv : _mm256_srli_epi32(hv, 2 * i - 4);
-            const __m256i wv = _mm256_sub_epi16(_mm256_or_si256(lo, _mm256_and_si256(hs, hi2)), o32);
+            const __m256i ls = i % 4 == 3 ? _mm256_srli_epi32(l, 2) : _mm256_slli_epi32(l, 10 - 4 * (i % 4));
+            const __m256i hs = i == 7 ? hv : _mm256_slli_epi32(hv, 14 - 2 * i);
+            const __m256i wv = _mm256_srai_epi16(_mm256_or_si256(_mm256_and_si256(ls, sel), _mm256_andnot_si256(sel, hs)), 10);
             _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
               const __m256i xa = _mm256_set1_epi32(load_i32(a[j] + offsetof(A, qs) + 4 * (8 * u + i)));
               p[j][i % C] = _mm256_add_epi32(p[j][i % C], _mm256_madd_epi16(wv, xa));
