@@ -2,7 +2,7 @@
 // TinyLlama-1.1B's shapes (and GPT-2's for the float types), per weight type, in the default
 // activation mode, at 1 and 2 threads.
 // Counters: GFLOP/s (2 n rows cols per call) and GB/s of weight bytes (read once per call).
-// Q8_0 and Q4_0 run in both layouts (`BM_Matmul/Q8_0` and `BM_Matmul/Q8_0/interleaved`). The
+// Q8_0, Q4_0, Q4_K and Q6_K run in both layouts (`BM_Matmul/Q8_0` and `BM_Matmul/Q8_0/interleaved`). The
 // result of every row is checked bit for bit against matvec() of that row.
 #include <benchmark/benchmark.h>
 
@@ -45,7 +45,7 @@ void BM_Matmul(benchmark::State& state, DType t, bool interleaved) {
       if (t == DType::Q4_K) std::memcpy(&data[b + 2], &h, 2);
     }
   }
-  // Q8_0 / Q4_0 also in the interleaved layout models load them in (kernels/interleave.hpp).
+  // Q8_0 / Q4_0 / Q4_K / Q6_K also in the interleaved layout models load them in (kernels/interleave.hpp).
   const auto w = interleaved ? k::interleave_rows(t, data.data(), rows, cols) : tinfer::WeightView::dense(t, data.data(), rows, cols);
   std::normal_distribution<float> nd(0, 1);
   std::vector<float> x(static_cast<std::size_t>(n * cols)), y(static_cast<std::size_t>(n * rows)), yv(static_cast<std::size_t>(rows));
