@@ -32,11 +32,13 @@
 #include "tinfer/kernels/avx2/activation.hpp"
 #include "tinfer/kernels/avx2/dot_rows.hpp"
 #include "tinfer/kernels/avx2/interleaved_dot.hpp"
+#include "tinfer/kernels/avx2/norm.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/activation.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
 #include "tinfer/kernels/avx512/interleaved_dot.hpp"
+#include "tinfer/kernels/avx512/norm.hpp"
 #include "tinfer/kernels/avx512/quantize_activations.hpp"
 #include "tinfer/kernels/avx512/q16_dot.hpp"
 #include "tinfer/kernels/avx512/quant_dot.hpp"
@@ -45,6 +47,7 @@
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/activation.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
+#include "tinfer/kernels/scalar/norm.hpp"
 #include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
 
@@ -84,6 +87,10 @@ struct KernelTable {
   // Elementwise activations (kernels/scalar/activation.hpp defines them; every ISA, the same bits).
   void (*swiglu)(float* gate, const float* up, std::int64_t n) noexcept = scalar::swiglu;
   void (*gelu_tanh)(float* x, std::int64_t n) noexcept = scalar::gelu_tanh;
+  // Norms (kernels/scalar/norm.hpp defines them; every ISA, the same bits).
+  void (*rmsnorm)(float* out, const float* x, const float* w, std::int64_t n, float eps) noexcept = scalar::rmsnorm;
+  void (*layernorm)(float* out, const float* x, const float* w, const float* b, std::int64_t n, float eps) noexcept =
+      scalar::layernorm;
   // The 16-bit activation quantizers where SIMD ones exist (the same bits as the scalar ones).
   QuantizeActFn quantize_q16x32 = nullptr;
   QuantizeActFn quantize_q16xK = nullptr;
@@ -173,6 +180,8 @@ inline KernelTable make_table(Isa isa) {
     t.q16i[static_cast<std::size_t>(DType::Q6_K)] = avx2::q16i_rows<DType::Q6_K>;
     t.swiglu = avx2::swiglu;
     t.gelu_tanh = avx2::gelu_tanh;
+    t.rmsnorm = avx2::rmsnorm;
+    t.layernorm = avx2::layernorm;
     set(t, DType::F32, avx2::dot_rows<float>);
     set(t, DType::F16, avx2::dot_rows<f16>);
     set(t, DType::BF16, avx2::dot_rows<bf16>);
@@ -189,6 +198,8 @@ inline KernelTable make_table(Isa isa) {
   if (isa >= Isa::Avx512) {
     t.swiglu = avx512::swiglu;
     t.gelu_tanh = avx512::gelu_tanh;
+    t.rmsnorm = avx512::rmsnorm;
+    t.layernorm = avx512::layernorm;
     t.quantize_q16x32 = avx512::quantize_q16x32;
     t.quantize_q16xK = avx512::quantize_q16xK;
     set(t, DType::F32, avx512::dot_rows<float>);
