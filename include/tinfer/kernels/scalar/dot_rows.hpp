@@ -22,11 +22,12 @@
 namespace tinfer::kernels::scalar {
 
 /// The fixed reduction of 16 lanes: 16 -> 8 (a[i] + a[i + 8]) -> 4 (i + 4) -> 2 (i + 2) -> 1.
-inline float reduce16(const float* a) noexcept {
-  float t8[8], t4[4];
+template <class T>  // float lanes; LayerNorm's double lanes (scalar/norm.hpp) take the same tree
+inline T reduce16(const T* a) noexcept {
+  T t8[8], t4[4];
   for (int i = 0; i < 8; ++i) t8[i] = a[i] + a[i + 8];
   for (int i = 0; i < 4; ++i) t4[i] = t8[i] + t8[i + 4];
-  const float t0 = t4[0] + t4[2], t1 = t4[1] + t4[3];
+  const T t0 = t4[0] + t4[2], t1 = t4[1] + t4[3];
   return t0 + t1;
 }
 

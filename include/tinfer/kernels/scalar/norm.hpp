@@ -17,15 +17,6 @@
 
 namespace tinfer::kernels::scalar {
 
-/// The 16 -> 8 -> 4 -> 2 -> 1 tree of reduce16, in double.
-inline double reduce16(const double* a) noexcept {
-  double t8[8], t4[4];
-  for (int i = 0; i < 8; ++i) t8[i] = a[i] + a[i + 8];
-  for (int i = 0; i < 4; ++i) t4[i] = t8[i] + t8[i + 4];
-  const double t0 = t4[0] + t4[2], t1 = t4[1] + t4[3];
-  return t0 + t1;
-}
-
 /// The scale of RMSNorm from its lanes' sum of squares.
 inline float rms_scale(float ss, std::int64_t n, float eps) noexcept {
   ss /= static_cast<float>(n);
