@@ -18,7 +18,7 @@ struct WeightView {
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::size_t row_bytes = 0;
-  /// Rows [0, interleaved_rows) are stored in groups of 16 interleaved rows (Q8_0 / Q4_0 only;
+  /// Rows [0, interleaved_rows) are stored in groups of 16 interleaved rows (Q8_0 / Q4_0 / Q4_K / Q6_K;
   /// kernels/interleave.hpp documents the layout, `row()` does not apply to them); 0 for a plain
   /// row-major matrix.
   std::int64_t interleaved_rows = 0;
