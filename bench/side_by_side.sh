@@ -11,7 +11,10 @@
 #   MODELS_DIR     folder with tinyllama-1.1b-{f16,q8_0,q4_0,q4_k_m}.gguf, gpt2-124m-{f32,q8_0}.gguf
 #   THREADS        comma-separated thread counts (default 1,2)
 # Environment: PP (prompt length, default 128), TG (generated tokens, default 64), REPS
-# (repetitions per test, default 3), BUILD (tinfer build folder, default ./build next to this
+# (repetitions per test, default 3), ROUNDS (default 1: each round runs every row once with each
+# tool, the tool going first swapping per round; with several, the table gives the median of the
+# per-round ratios and their range, since one burst of host load can move a single run by 20-30%
+# on these VMs), BUILD (tinfer build folder, default ./build next to this
 # script's repository), MODELS (space-separated file names to override the list), OUT (folder
 # for the JSON and the table, default a new temporary folder).
 # Needs: BUILD/examples/tinfer-bench and BUILD/bench/tinfer_bench (the Google Benchmark binary
@@ -21,7 +24,7 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-  sed -n '9,14p' "$0" >&2
+  sed -n '9,17p' "$0" >&2
   exit 2
 fi
 LLAMA_BIN=$1
@@ -33,6 +36,7 @@ BUILD=${BUILD:-$REPO/build}
 PP=${PP:-128}
 TG=${TG:-64}
 REPS=${REPS:-3}
+ROUNDS=${ROUNDS:-1}
 MODELS=${MODELS:-"tinyllama-1.1b-f16.gguf tinyllama-1.1b-q8_0.gguf tinyllama-1.1b-q4_0.gguf tinyllama-1.1b-q4_k_m.gguf gpt2-124m-f32.gguf gpt2-124m-q8_0.gguf"}
 OUT=${OUT:-$(mktemp -d /tmp/side_by_side.XXXXXX)}
 mkdir -p "$OUT"
@@ -59,7 +63,7 @@ filter="BM_ReadBandwidthAnon/hugepage/threads:($(echo "$THREADS" | tr ',' '|'))/
 
 # 2. Both tools, alternating per row.
 python3 "$HERE/compare_llama_bench.py" --llama-bench "$LB" --tinfer-bench "$TB" -t "$THREADS" -p "$PP" -n "$TG" \
-  -r "$REPS" --json "$OUT/compare.json" "${paths[@]}" > "$OUT/compare.md"
+  -r "$REPS" --rounds "$ROUNDS" --json "$OUT/compare.json" "${paths[@]}" > "$OUT/compare.md"
 
 # 3. The table with the bandwidth bound.
 MODELS_ORDER="$MODELS" python3 - "$OUT" "$MODELS_DIR" <<'EOF' | tee "$OUT/table.md"
@@ -116,18 +120,23 @@ loads = cmp['loadavg']
 print(f"read bandwidth (bench_bandwidth anon/hugepage, median of 3): " +
       ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} GB/s" for t, v in sorted(bw.items())))
 print(f"load average during the runs: min {min(loads):.1f}, mean {sum(loads) / len(loads):.1f}, max {max(loads):.1f}\n")
+if len(cmp['rows'][0]['llama_ts']) > 1:
+    print(f"{len(cmp['rows'][0]['llama_ts'])} rounds: tok/s are means over the rounds; the ratio is the median of the per-round ratios (range in brackets)\n")
 print("| model | threads | test | llama.cpp t/s | tinfer t/s | tinfer / llama.cpp | MB/token | llama.cpp % of BW bound | tinfer % of BW bound |")
 print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 order = {os.path.basename(p): i for i, p in enumerate(os.environ.get('MODELS_ORDER', '').split())}
 mb = {}
 for r in sorted(cmp['rows'], key=lambda r: (order.get(r['model'], 99), r['model'], r['n_gen'] > 0, r['n_threads'])):
     l = sum(r['llama_ts']) / len(r['llama_ts']); t = sum(r['tinfer_ts']) / len(r['tinfer_ts'])
+    ratios = sorted(b / a for a, b in zip(r['llama_ts'], r['tinfer_ts']))  # per round
+    med = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    ratio = f"{med:.2f}" + (f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else "")
     test = f"pp{r['n_prompt']}" if r['n_prompt'] > 0 else f"tg{r['n_gen']}"
     extra = " | | "
     if r['n_gen'] > 0:
         if r['model'] not in mb: mb[r['model']] = weight_bytes_per_token(os.path.join(models_dir, r['model']))
         bound = bw[r['n_threads']] * 1e9 / mb[r['model']] if r['n_threads'] in bw else 0
         extra = f"{mb[r['model']] / 1e6:.0f} | " + (f"{100 * l / bound:.0f}% | {100 * t / bound:.0f}%" if bound else "- | -")
-    print(f"| {r['model']} | {r['n_threads']} | {test} | {l:.2f} | {t:.2f} | {t / l:.2f} | {extra} |")
+    print(f"| {r['model']} | {r['n_threads']} | {test} | {l:.2f} | {t:.2f} | {ratio} | {extra} |")
 EOF
 date -u +"end %H:%M:%S UTC" >&2

@@ -34,10 +34,6 @@ namespace qidetail {
 /// other in memory, so the weights are one stream, but one token does little work per line and
 /// the hardware prefetcher alone leaves the stream at ~60% of the bandwidth (Q4_K, one thread).
 inline constexpr int kAhead = 4096;
-/// The cache level Q8_0 / Q4_0 prefetch into: these two read their weights fastest and keep
-/// them in L1 the shortest, so L2 (T1) leaves L1's miss buffers to the loads; measured on one
-/// Zen 5 core, 6-14% faster than T0 from DRAM. Q4_K / Q6_K, with more work per byte, do best with T0.
-inline constexpr _mm_hint kHintQ0 = _MM_HINT_T1;
 
 /// Pair k of a group block's quants (`q` = the block past its 32 bytes of scales) for the 16
 /// rows: lane r = value 2k (low word) and 2k + 1 (high word) of row r, as int16 (Q4_0: 0..15).
@@ -84,7 +80,7 @@ TQI_TARGET void groups(const WeightView& w, const std::byte* xq, std::size_t xs,
       }
       const std::byte* q = blk + 32;
       _Pragma("GCC unroll 16") for (std::size_t off = 0; off < gb; off += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(blk) + off + kAhead, kHintQ0);
+        _mm_prefetch(reinterpret_cast<const char*>(blk) + off + kAhead, _MM_HINT_T0);
       }
       _Pragma("GCC unroll 16") for (int k = 0; k < 16; ++k) {
         const __m512i wk = pair<T>(q, k);
