@@ -1,5 +1,5 @@
-// The AVX-512 16-bit activation quantizer (kernels/avx512/quantize_activations.hpp) against the
-// scalar one, byte for byte: both do the same IEEE operations, so scale, sum and quants must
+// The AVX2 and AVX-512 16-bit activation quantizers (kernels/{avx2,avx512}/quantize_activations.hpp)
+// against the scalar one, byte for byte: both do the same IEEE operations, so scale, sum and quants must
 // agree exactly, including for zeros, -0.0, halfway values, huge and tiny magnitudes, infinities
 // and NaN (skipped in the maximum by both).
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "tinfer/kernels/dispatch.hpp"
@@ -16,9 +17,11 @@ namespace {
 
 namespace k = tinfer::kernels;
 
-TEST(QuantizeQ16Simd, EqualsScalarByteForByte) {
-  if (k::max_supported_isa() < k::Isa::Avx512) GTEST_SKIP() << "this CPU has no AVX-512";
-  const auto& tab = k::kernel_table(k::Isa::Avx512, k::Activations::Q16);
+class QuantizeQ16Simd : public ::testing::TestWithParam<k::Isa> {};
+
+TEST_P(QuantizeQ16Simd, EqualsScalarByteForByte) {
+  if (k::max_supported_isa() < GetParam()) GTEST_SKIP() << "this CPU lacks " << k::isa_name(GetParam());
+  const auto& tab = k::kernel_table(GetParam(), k::Activations::Q16);
   ASSERT_NE(tab.quantize_q16x32, nullptr);
   ASSERT_NE(tab.quantize_q16xK, nullptr);
   std::mt19937 rng(9);
@@ -46,5 +49,8 @@ TEST(QuantizeQ16Simd, EqualsScalarByteForByte) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, QuantizeQ16Simd, ::testing::Values(k::Isa::Avx2, k::Isa::Avx512),
+                         [](const auto& info) { return std::string(k::isa_name(info.param)); });
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "tinfer/kernels/avx2/interleaved_dot.hpp"
 #include "tinfer/kernels/avx2/norm.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
+#include "tinfer/kernels/avx2/quantize_activations.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
 #include "tinfer/kernels/avx512/activation.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
@@ -178,6 +179,8 @@ inline KernelTable make_table(Isa isa) {
     t.q16i[static_cast<std::size_t>(DType::Q4_0)] = avx2::q16i_rows<DType::Q4_0>;
     t.q16i[static_cast<std::size_t>(DType::Q4_K)] = avx2::q16i_rows<DType::Q4_K>;
     t.q16i[static_cast<std::size_t>(DType::Q6_K)] = avx2::q16i_rows<DType::Q6_K>;
+    t.quantize_q16x32 = avx2::quantize_q16x32;
+    t.quantize_q16xK = avx2::quantize_q16xK;
     t.swiglu = avx2::swiglu;
     t.gelu_tanh = avx2::gelu_tanh;
     t.rmsnorm = avx2::rmsnorm;
