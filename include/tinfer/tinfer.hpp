@@ -45,6 +45,7 @@
 #include "tinfer/kernels/avx2/norm.hpp"
 #include "tinfer/kernels/avx2/q16_dot.hpp"
 #include "tinfer/kernels/avx2/quant_dot.hpp"
+#include "tinfer/kernels/avx2/quantize_activations.hpp"
 #include "tinfer/kernels/avx512/activation.hpp"
 #include "tinfer/kernels/avx512/dot_rows.hpp"
 #include "tinfer/kernels/avx512/exp.hpp"
