@@ -29,6 +29,7 @@
 #include "tinfer/core/quant_blocks.hpp"
 #include "tinfer/core/weight_view.hpp"
 #include "tinfer/kernels/dequantize.hpp"
+#include "tinfer/kernels/avx2/quantize_activations.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/q16_dot.hpp"
 
@@ -67,13 +68,6 @@ TQ16_TARGET inline float reduce16(__m512 v) noexcept {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-/// Sum of 8 int32 lanes (exact; any order).
-TQ16_TARGET inline std::int32_t hsum_i32(__m256i v) noexcept {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
-  return _mm_cvtsi128_si32(s);
 }
 /// 32 activation quants of super-block `a` from index `off`.
 TQ16_TARGET inline __m512i xqs(const std::byte* a, int off) noexcept {
@@ -195,7 +189,8 @@ TQ16_TARGET void rows_k(const WeightView& w, const std::byte* xq, std::size_t xs
           const float dx = act_d(xa[j]);
           acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[j]), _mm512_set1_ps(d * dx), acc[j]);
           const __m256i bsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xa[j] + offsetof(A, bsums)));
-          const std::int32_t summ = hsum_i32(_mm256_mullo_epi32(mi, bsum));
+          const std::int32_t summ = avx2::qadetail::sum8(  // AVX2 code, inlined here
+              _mm256_mullo_epi32(mi, bsum));
           accm[j] = std::fma(static_cast<float>(summ), dmin * dx, accm[j]);
         }
       } else {
