@@ -2,7 +2,8 @@
 // TinyLlama-1.1B's shapes (and GPT-2's for the float types), per weight type, in the default
 // activation mode, at 1 and 2 threads.
 // Counters: GFLOP/s (2 n rows cols per call) and GB/s of weight bytes (read once per call).
-// Q8_0, Q4_0, Q4_K and Q6_K run in both layouts (`BM_Matmul/Q8_0` and `BM_Matmul/Q8_0/interleaved`). The
+// Q8_0, Q4_0, Q4_K, Q6_K and the float types run in both layouts (`BM_Matmul/Q8_0` and
+// `BM_Matmul/Q8_0/interleaved`). The
 // result of every row is checked bit for bit against matvec() of that row.
 #include <benchmark/benchmark.h>
 
@@ -45,7 +46,7 @@ void BM_Matmul(benchmark::State& state, DType t, bool interleaved) {
       if (t == DType::Q4_K) std::memcpy(&data[b + 2], &h, 2);
     }
   }
-  // Q8_0 / Q4_0 / Q4_K / Q6_K also in the interleaved layout models load them in (kernels/interleave.hpp).
+  // Also in the interleaved layout models load them in (kernels/interleave.hpp).
   const auto w = interleaved ? k::interleave_rows(t, data.data(), rows, cols) : tinfer::WeightView::dense(t, data.data(), rows, cols);
   std::normal_distribution<float> nd(0, 1);
   std::vector<float> x(static_cast<std::size_t>(n * cols)), y(static_cast<std::size_t>(n * rows)), yv(static_cast<std::size_t>(rows));
@@ -89,7 +90,10 @@ const bool registered = [] {
   for (const auto& [t, tn] : {std::pair{DType::F32, "F32"}, std::pair{DType::F16, "F16"}, std::pair{DType::BF16, "BF16"}})
     for (auto [r, c] : {std::pair{2048, 5632}, std::pair{2304, 768}, std::pair{768, 768}, std::pair{3072, 768}, std::pair{768, 3072}})
       for (int n : {16, 128})
-        for (int th : {1, 2}) add(t, tn, r, c, n, th);
+        for (int th : {1, 2}) {
+          add(t, tn, r, c, n, th);
+          add(t, tn, r, c, n, th, true);
+        }
   return true;
 }();
 

@@ -82,7 +82,8 @@ struct KernelTable {
   std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
   std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
   // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0 / Q4_K / Q6_K,
-  // kernels/interleave.hpp), 16-bit activations (q16_format(type)). The layout decides the kernel, so every activation mode's
+  // kernels/interleave.hpp), 16-bit activations (q16_format(type)); interleaved float views go
+  // through dot_rows / dot_rows_multi, which read either layout. The layout decides the kernel, so every activation mode's
   // table has them.
   std::array<Q16RowsFn, 32> q16i{};
   // Elementwise activations (kernels/scalar/activation.hpp defines them; every ISA, the same bits).
@@ -323,13 +324,28 @@ inline void interleaved_product(const KernelTable& k, const WeightView& w, Q16Ro
 }
 }  // namespace detail
 
+namespace detail {
+/// parallel_for over the rows of w in chunks that start at multiples of 16 when w has
+/// interleaved rows (a chunk then reads whole groups, each one stream through memory).
+template <class F>
+void for_row_chunks(ThreadPool* pool, const WeightView& w, std::int64_t min_rows, F&& fn) {
+  if (w.interleaved_rows == 0) {
+    pool->parallel_for(w.rows, fn, min_rows);
+    return;
+  }
+  const std::int64_t units = (w.rows + kInterleave - 1) / kInterleave;
+  pool->parallel_for(units, [&](std::int64_t u0, std::int64_t u1) { fn(u0 * kInterleave, std::min(w.rows, u1 * kInterleave)); },
+                     std::max<std::int64_t>(1, (min_rows + kInterleave - 1) / kInterleave));
+}
+}  // namespace detail
+
 /// y = W x for a weight matrix of any supported type; rows split across `pool` (nullptr: this
 /// thread). x has W.cols floats, y has W.rows.
 /// Quantized types with a `quant_dot` entry quantize x once (into a scratch buffer of the
 /// calling thread, grown as needed, never allocated per row) and share it with all threads.
 inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* pool, const KernelTable& k = kernel_table()) {
   // At least ~64 KiB of weights per chunk, or waking threads costs more than it saves.
-  if (w.interleaved_rows > 0) {
+  if (w.interleaved_rows > 0 && !is_float_weight(w.type)) {
     const Q16RowsFn fi = k.q16i_for(w.type);
     if (fi == nullptr) throw UnsupportedError(tinfer::detail::str_cat("no kernel for interleaved ", dtype_name(w.type), " weights"));
     detail::interleaved_product(k, w, fi, x, 1, w.cols, y, w.rows, pool);
@@ -363,7 +379,7 @@ inline void matvec(const WeightView& w, const float* x, float* y, ThreadPool* po
     f(w, x, y, 0, w.rows);
     return;
   }
-  pool->parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) { f(w, x, y, r0, r1); }, min_rows);
+  detail::for_row_chunks(pool, w, min_rows, [&](std::int64_t r0, std::int64_t r1) { f(w, x, y, r0, r1); });
 }
 
 /// Y = X W^T for a batch of n activation rows: Y[i, :] = W X[i, :] for i in [0, n). X holds n rows
@@ -378,7 +394,7 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     matvec(w, x, y, pool, k);
     return;
   }
-  if (w.interleaved_rows > 0) {
+  if (w.interleaved_rows > 0 && !is_float_weight(w.type)) {
     const Q16RowsFn fi = k.q16i_for(w.type);
     if (fi == nullptr) throw UnsupportedError(tinfer::detail::str_cat("no kernel for interleaved ", dtype_name(w.type), " weights"));
     detail::interleaved_product(k, w, fi, x, n, ldx, y, ldy, pool);
@@ -392,7 +408,7 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
       for (std::int64_t t0 = r0; t0 < r1; t0 += tile) body(t0, std::min(r1, t0 + tile));
     };
     if (pool == nullptr) tiled(0, w.rows);
-    else pool->parallel_for(w.rows, tiled, min_rows);
+    else detail::for_row_chunks(pool, w, min_rows, tiled);
   };
   if (const Q16RowsFn f = k.q16_for(w.type); f != nullptr) {
     const ActFormat af = q16_format(w.type);
@@ -416,6 +432,7 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     // Float weights: tiles of ~128 KiB and at least 16 rows (the kernel blocks long rows by
     // columns itself; 1-2 row tiles would stream all activations once per weight row).
     tile = std::max<std::int64_t>(16, static_cast<std::int64_t>(131072 / std::max<std::size_t>(w.row_bytes, 1)));
+    if (w.interleaved_rows > 0) tile = (tile + kInterleave - 1) / kInterleave * kInterleave;  // whole groups
     min_rows = tile;
     run([&](std::int64_t r0, std::int64_t r1) { f(w, x, ldx, static_cast<int>(n), y, ldy, r0, r1); });
     return;

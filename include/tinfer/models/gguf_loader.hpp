@@ -74,20 +74,23 @@ class Binder {
   }
   bool has(const std::string& name) const { return file().find_tensor(name) != nullptr; }
 
-  /// Repacks the Q8_0 / Q4_0 matrices among `views` in place into the interleaved layout of
-  /// kernels/interleave.hpp (same bytes, rows in groups of 16: prompt processing several times
-  /// faster, decoding faster too), when that is safe and pays: the default activation mode is
-  /// the 16-bit one the interleaved kernels implement, the file was read into memory (not
-  /// mapped), and this model is the only user of the GgufFile (someone else holding it may read
-  /// the tensors' original bytes, e.g. the quantizer). Views that share data (a classifier tied
-  /// to the token embedding) are repacked once. TINFER_INTERLEAVE=0 turns it off.
+  /// Repacks the Q8_0 / Q4_0 / Q4_K / Q6_K and float matrices among `views` in place into the
+  /// interleaved layout of kernels/interleave.hpp (same bytes, rows in groups of 16: quantized
+  /// prompt processing several times faster, decoding faster for every type), when that is safe
+  /// and pays: for quantized types, the default activation mode is the 16-bit one the
+  /// interleaved kernels implement; the file was read into memory (not mapped), and this model
+  /// is the only user of the GgufFile (someone else holding it may read the tensors' original
+  /// bytes, e.g. the quantizer). Views that share data (a classifier tied to the token
+  /// embedding) are repacked once. TINFER_INTERLEAVE=0 turns it off.
   void interleave(const std::vector<WeightView*>& views) const {
-    if (kernels::default_activations() != kernels::Activations::Q16 || !interleave_enabled()) return;
+    if (!interleave_enabled()) return;
+    const bool q16 = kernels::default_activations() == kernels::Activations::Q16;
     if (storage_->file.use_count() != 1 || !file().can_rewrite()) return;
     file().rewrite_tensor_bytes([&](std::byte* base) {
       std::vector<std::pair<const std::byte*, WeightView>> done;
       for (WeightView* v : views) {
-        if (!kernels::can_interleave(v->type) || v->rows < kernels::kInterleave || v->interleaved_rows > 0) continue;
+        if (!kernels::can_interleave(v->type, v->cols) || v->rows < kernels::kInterleave || v->interleaved_rows > 0) continue;
+        if (!q16 && !kernels::is_float_weight(v->type)) continue;
         auto it = std::find_if(done.begin(), done.end(), [&](const auto& d) { return d.first == v->data; });
         if (it != done.end()) {
           *v = it->second;

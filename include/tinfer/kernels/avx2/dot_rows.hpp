@@ -56,6 +56,9 @@ inline float elem(const T* p) noexcept {
 /// The 16-lane order of scalar/dot_rows.hpp in two ymm (lanes 0..7, 8..15): 16 -> 8 is lo + hi.
 TINFER_TARGET_AVX2 inline float reduce16(__m256 lo, __m256 hi) noexcept { return hsum(_mm256_add_ps(lo, hi)); }
 
+/// How far ahead interleaved float rows are prefetched (see avx512/dot_rows.hpp).
+inline constexpr int kGroupPrefetch = 8192;
+
 /// A register tile of RM weight rows times NX activation rows in the 16-lane order of
 /// scalar::dot16 (two ymm per (row, token)); the result does not depend on RM or NX.
 template <class T, int RM, int NX>
@@ -63,15 +66,25 @@ TINFER_TARGET_AVX2 inline void dot_tile(const WeightView& w, const float* x, std
                                         std::int64_t ldy, std::int64_t r) noexcept {
   const std::int64_t n = w.cols;
   const T* row[RM];
-  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.row(r + m));
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.float_row(r + m, sizeof(T)));
+  // Elements per 16 columns: 1 in plain rows, 16 inside interleaved groups (the caller keeps a
+  // tile's rows on one side of w.interleaved_rows).
+  const std::int64_t cs = w.float_block_step(r) / 16;
   __m256 lo[RM][NX], hi[RM][NX];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) lo[m][j] = hi[m][j] = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    if (cs != 1) {
+      // The tile's part of an interleaved group's 16-column block, kGroupPrefetch bytes ahead
+      // (see avx512/dot_rows.hpp).
+      _Pragma("GCC unroll 8") for (int c = 0; c < RM * 16 * static_cast<int>(sizeof(T)); c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row[0] + i * cs) + c + kGroupPrefetch, _MM_HINT_T0);
+      }
+    }
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
       // Prefetch the next tile of rows (see avx512/dot_rows.hpp).
-      if constexpr (RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
-      const __m256 w0 = load8(row[m] + i), w1 = load8(row[m] + i + 8);
+      if constexpr (RM > 1) if (cs == 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+      const __m256 w0 = load8(row[m] + i * cs), w1 = load8(row[m] + i * cs + 8);
       _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
         lo[m][j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * ldx + i), lo[m][j]);
         hi[m][j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j * ldx + i + 8), hi[m][j]);
@@ -103,6 +116,11 @@ template <class T, int NX>
 TINFER_TARGET_AVX2 void dot_rows_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
                                       std::int64_t r0, std::int64_t r1) noexcept {
   constexpr int RM = NX == 1 ? 4 : 2;
+  if (r0 < w.interleaved_rows && w.interleaved_rows < r1) {  // tiles stay on one side of the layout change
+    dot_rows_tile<T, NX>(w, x, ldx, y, ldy, r0, w.interleaved_rows);
+    dot_rows_tile<T, NX>(w, x, ldx, y, ldy, w.interleaved_rows, r1);
+    return;
+  }
   std::int64_t r = r0;
   for (; r + RM <= r1; r += RM) dot_tile<T, RM, NX>(w, x, ldx, y, ldy, r);
   for (; r < r1; ++r) dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r);

@@ -31,17 +31,19 @@ inline T reduce16(const T* a) noexcept {
   return t0 + t1;
 }
 
-/// dot(row, x) of n weights of type T (float, f16 or bf16) in the 16-lane order above.
+/// dot(row, x) of n weights of type T (float, f16 or bf16) in the 16-lane order above. The row's
+/// 16-column blocks lie `step` elements apart (16: contiguous; WeightView::float_block_step).
 template <class T>
-float dot16(const std::byte* row, const float* x, std::int64_t n) noexcept {
+float dot16(const std::byte* row, const float* x, std::int64_t n, std::int64_t step = 16) noexcept {
   float acc[16] = {};
   for (std::int64_t i = 0; i < n; ++i) {
+    const std::size_t at = static_cast<std::size_t>((i / 16) * step + i % 16);
     float w;
     if constexpr (sizeof(T) == 4) {
-      std::memcpy(&w, row + 4 * i, 4);
+      std::memcpy(&w, row + 4 * at, 4);
     } else {
       std::uint16_t bits;
-      std::memcpy(&bits, row + 2 * i, 2);
+      std::memcpy(&bits, row + 2 * at, 2);
       w = T::to_float(bits);
     }
     acc[i & 15] = std::fma(w, x[i], acc[i & 15]);
@@ -49,20 +51,20 @@ float dot16(const std::byte* row, const float* x, std::int64_t n) noexcept {
   return reduce16(acc);
 }
 
+/// Rows [r0, r1) of a float view of either layout.
+template <class T>
+void dot_rows_float(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
+  for (std::int64_t r = r0; r < r1; ++r) y[r] = dot16<T>(w.float_row(r, sizeof(T)), x, w.cols, w.float_block_step(r));
+}
+
 inline void dot_rows_f32(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  for (std::int64_t r = r0; r < r1; ++r) y[r] = dot16<float>(w.row(r), x, w.cols);
+  dot_rows_float<float>(w, x, y, r0, r1);
 }
-
-template <class Half>
-void dot_rows_half(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  for (std::int64_t r = r0; r < r1; ++r) y[r] = dot16<Half>(w.row(r), x, w.cols);
-}
-
 inline void dot_rows_f16(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  dot_rows_half<f16>(w, x, y, r0, r1);
+  dot_rows_float<f16>(w, x, y, r0, r1);
 }
 inline void dot_rows_bf16(const WeightView& w, const float* x, float* y, std::int64_t r0, std::int64_t r1) noexcept {
-  dot_rows_half<bf16>(w, x, y, r0, r1);
+  dot_rows_float<bf16>(w, x, y, r0, r1);
 }
 
 /// Any block type: dequantize each row (bit-exactly as ggml does) and take the float dot
