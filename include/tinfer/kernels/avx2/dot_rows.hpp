@@ -56,9 +56,6 @@ inline float elem(const T* p) noexcept {
 /// The 16-lane order of scalar/dot_rows.hpp in two ymm (lanes 0..7, 8..15): 16 -> 8 is lo + hi.
 TINFER_TARGET_AVX2 inline float reduce16(__m256 lo, __m256 hi) noexcept { return hsum(_mm256_add_ps(lo, hi)); }
 
-/// How far ahead interleaved float rows are prefetched (see avx512/dot_rows.hpp).
-inline constexpr int kGroupPrefetch = 8192;
-
 /// A register tile of RM weight rows times NX activation rows in the 16-lane order of
 /// scalar::dot16 (two ymm per (row, token)); the result does not depend on RM or NX.
 template <class T, int RM, int NX>
@@ -70,15 +67,15 @@ TINFER_TARGET_AVX2 inline void dot_tile(const WeightView& w, const float* x, std
   // Elements per 16 columns: 1 in plain rows, 16 inside interleaved groups (the caller keeps a
   // tile's rows on one side of w.interleaved_rows).
   const std::int64_t cs = w.float_block_step(r) / 16;
+  // In groups, the next tile's rows (when they are grouped too) at the same columns.
+  const T* next = cs != 1 && r + 2 * RM <= w.interleaved_rows ? reinterpret_cast<const T*>(w.float_row(r + RM, sizeof(T))) : nullptr;
   __m256 lo[RM][NX], hi[RM][NX];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) lo[m][j] = hi[m][j] = _mm256_setzero_ps();
   std::int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    if (cs != 1) {
-      // The tile's part of an interleaved group's 16-column block, kGroupPrefetch bytes ahead
-      // (see avx512/dot_rows.hpp).
+    if (next != nullptr) {
       _Pragma("GCC unroll 8") for (int c = 0; c < RM * 16 * static_cast<int>(sizeof(T)); c += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(row[0] + i * cs) + c + kGroupPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(next + i * cs) + c, _MM_HINT_T0);
       }
     }
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {

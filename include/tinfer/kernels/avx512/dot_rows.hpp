@@ -56,13 +56,13 @@ TINFER_TARGET_AVX512 inline float reduce16(__m512 v) noexcept {
 /// of a read stream).
 inline constexpr int kGroupPrefetch = 8192;
 
-/// Prefetches, kGroupPrefetch bytes ahead, the lines of a tile of RM interleaved rows' 16-column
-/// block at p (RM * 16 elements, contiguous when the tile lies in one group).
+/// Prefetches the lines of RM interleaved rows' 16-column block at p + `ahead` bytes (RM * 16
+/// elements, contiguous when the rows lie in one group).
 template <class T, int RM>
-TINFER_TARGET_AVX512 inline void prefetch_group_span(const T* p) noexcept {
+TINFER_TARGET_AVX512 inline void prefetch_group_span(const T* p, int ahead) noexcept {
   constexpr int kBytes = RM * 16 * static_cast<int>(sizeof(T));
   _Pragma("GCC unroll 16") for (int c = 0; c < kBytes; c += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p) + c + kGroupPrefetch, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p) + c + ahead, _MM_HINT_T0);
   }
 }
 
@@ -85,6 +85,10 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
   // Elements per 16 columns: 1 in plain rows, 16 inside interleaved groups (the caller keeps a
   // tile's rows on one side of w.interleaved_rows).
   const std::int64_t cs = w.float_block_step(r) / 16;
+  // In groups, the next tile's rows (when they are grouped too) are prefetched at the same
+  // columns, as the plain rows below prefetch theirs (in a batched product this measured as
+  // fast as the plain layout; a linear look-ahead 4 or 8 KiB on was 5-20% slower).
+  const T* next = cs != 1 && r + 2 * RM <= w.interleaved_rows ? reinterpret_cast<const T*>(w.float_row(r + RM, sizeof(T))) : nullptr;
   __m512 acc[RM][NX];
   if (i0 == 0) {
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
@@ -97,7 +101,7 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
     // Weights in registers, one activation vector at a time (RM * NX + RM + 1 zmm).
     for (; i <= full; i += 16) {
       __m512 wv[RM];
-      if (cs != 1) prefetch_group_span<T, RM>(row[0] + i * cs);
+      if (next != nullptr) prefetch_group_span<T, RM>(next + i * cs, 0);
       _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
         // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
         // prefetcher; one row at a time is a single sequential stream).
@@ -114,7 +118,7 @@ TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, s
     for (; i <= full; i += 16) {
       __m512 xv[NX];
       _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xv[j] = _mm512_loadu_ps(x + j * ldx + i);
-      if (cs != 1) prefetch_group_span<T, RM>(row[0] + i * cs);
+      if (next != nullptr) prefetch_group_span<T, RM>(next + i * cs, 0);
       _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
         if (cs == 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
         const __m512 wv = load16(row[m] + i * cs);
@@ -148,7 +152,7 @@ TINFER_TARGET_AVX512 inline void group_dot(const WeightView& w, const float* x, 
   __m512 acc[16];
   _Pragma("GCC unroll 16") for (int m = 0; m < 16; ++m) acc[m] = _mm512_setzero_ps();
   for (std::int64_t i = 0; i < w.cols; i += 16, p += 16 * 16) {
-    prefetch_group_span<T, 16>(p);
+    prefetch_group_span<T, 16>(p, kGroupPrefetch);
     const __m512 xv = _mm512_loadu_ps(x + i);
     _Pragma("GCC unroll 16") for (int m = 0; m < 16; ++m) acc[m] = _mm512_fmadd_ps(load16(p + 16 * m), xv, acc[m]);
   }
