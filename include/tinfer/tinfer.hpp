@@ -67,6 +67,7 @@
 #include "tinfer/kernels/scalar/q16_dot.hpp"
 #include "tinfer/kernels/scalar/quant_dot.hpp"
 #include "tinfer/kernels/matvec.hpp"
+#include "tinfer/kernels/pack_activations.hpp"
 #include "tinfer/kernels/norm.hpp"
 #include "tinfer/kernels/rope.hpp"
 #include "tinfer/kernels/softmax.hpp"

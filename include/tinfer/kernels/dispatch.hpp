@@ -45,6 +45,7 @@
 #include "tinfer/kernels/avx512/quant_dot.hpp"
 #include "tinfer/kernels/cpu_features.hpp"
 #include "tinfer/kernels/interleave.hpp"
+#include "tinfer/kernels/pack_activations.hpp"
 #include "tinfer/kernels/quantize_activations.hpp"
 #include "tinfer/kernels/scalar/activation.hpp"
 #include "tinfer/kernels/scalar/dot_rows.hpp"
@@ -66,6 +67,12 @@ using QuantDotRowsFn = void (*)(const WeightView& w, const void* xq, float* y, s
 using DotRowsMultiFn = void (*)(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
                                 std::int64_t ldy, std::int64_t r0, std::int64_t r1);
 
+/// y[j * ldy + r] = dot(W[r, :], x_j) for r in [r0, r1), j in [0, nx), the nx activation rows
+/// packed in groups of the table's `packed_group` tokens (kernels/pack_activations.hpp); same
+/// result per row as DotRowsFn.
+using DotRowsPackedFn = void (*)(const WeightView& w, const float* xp, int nx, float* y, std::int64_t ldy, std::int64_t r0,
+                                 std::int64_t r1);
+
 /// Quantizes n activations (a multiple of the format's block) into dst, as quantize_activations does.
 using QuantizeActFn = void (*)(const float* x, std::int64_t n, void* dst);
 
@@ -81,6 +88,9 @@ struct KernelTable {
   std::array<QuantDot, 32> quant_dot{};  // indexed by DType value; rows null: use dot_rows
   std::array<Q16RowsFn, 32> q16{};       // 16-bit activations (format q16_format(type)); null: none
   std::array<DotRowsMultiFn, 32> dot_rows_multi{};  // several activation rows at once; null: none
+  // Several packed activation rows at once (matmul packs them once per product); null: none.
+  std::array<DotRowsPackedFn, 32> dot_rows_packed{};
+  int packed_group = 0;  // tokens per packed group of dot_rows_packed
   // Interleaved views (WeightView::interleaved_rows > 0; Q8_0 / Q4_0 / Q4_K / Q6_K,
   // kernels/interleave.hpp), 16-bit activations (q16_format(type)); interleaved float views go
   // through dot_rows / dot_rows_multi, which read either layout. The layout decides the kernel, so every activation mode's
@@ -116,6 +126,10 @@ struct KernelTable {
   DotRowsMultiFn dot_rows_multi_for(DType t) const noexcept {
     const auto i = static_cast<std::uint32_t>(t);
     return i < dot_rows_multi.size() ? dot_rows_multi[i] : nullptr;
+  }
+  DotRowsPackedFn dot_rows_packed_for(DType t) const noexcept {
+    const auto i = static_cast<std::uint32_t>(t);
+    return i < dot_rows_packed.size() ? dot_rows_packed[i] : nullptr;
   }
 
   QuantDot quant_dot_for(DType t) const noexcept {
@@ -212,6 +226,10 @@ inline KernelTable make_table(Isa isa) {
     t.dot_rows_multi[static_cast<std::size_t>(DType::F32)] = avx512::dot_rows_multi<float>;
     t.dot_rows_multi[static_cast<std::size_t>(DType::F16)] = avx512::dot_rows_multi<f16>;
     t.dot_rows_multi[static_cast<std::size_t>(DType::BF16)] = avx512::dot_rows_multi<bf16>;
+    t.dot_rows_packed[static_cast<std::size_t>(DType::F32)] = avx512::dot_rows_packed<float>;
+    t.dot_rows_packed[static_cast<std::size_t>(DType::F16)] = avx512::dot_rows_packed<f16>;
+    t.dot_rows_packed[static_cast<std::size_t>(DType::BF16)] = avx512::dot_rows_packed<bf16>;
+    t.packed_group = avx512::detail::kNX;
     if (cpu_features().avx512_vnni) {
       t.q16[static_cast<std::size_t>(DType::Q8_0)] = avx512::q16_rows<DType::Q8_0>;
       t.q16[static_cast<std::size_t>(DType::Q4_0)] = avx512::q16_rows<DType::Q4_0>;
@@ -434,6 +452,18 @@ inline void matmul(const WeightView& w, const float* x, std::int64_t n, std::int
     tile = std::max<std::int64_t>(16, static_cast<std::int64_t>(131072 / std::max<std::size_t>(w.row_bytes, 1)));
     if (w.interleaved_rows > 0) tile = (tile + kInterleave - 1) / kInterleave * kInterleave;  // whole groups
     min_rows = tile;
+    if (const DotRowsPackedFn fp = k.dot_rows_packed_for(w.type); fp != nullptr) {
+      // Activations packed once for all threads (kernels/pack_activations.hpp): a tile then
+      // reads one stream of activations instead of one per token (GEMM 180 -> 205 GFLOP/s, F16
+      // 2048 x 2048, 64 tokens, one thread).
+      float* xp = reinterpret_cast<float*>(detail::scratch(sizeof(float) * static_cast<std::size_t>(packed_activation_floats(n, w.cols))));
+      const std::int64_t groups = (n + k.packed_group - 1) / k.packed_group;
+      auto pack = [&](std::int64_t g0, std::int64_t g1) { pack_activation_groups(x, n, ldx, w.cols, k.packed_group, xp, g0, g1); };
+      if (pool == nullptr || groups < 4) pack(0, groups);
+      else pool->parallel_for(groups, pack, 2);
+      run([&](std::int64_t r0, std::int64_t r1) { fp(w, xp, static_cast<int>(n), y, ldy, r0, r1); });
+      return;
+    }
     run([&](std::int64_t r0, std::int64_t r1) { f(w, x, ldx, static_cast<int>(n), y, ldy, r0, r1); });
     return;
   }

@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "tinfer/core/float16.hpp"
 #include "tinfer/core/weight_view.hpp"
+#include "tinfer/kernels/pack_activations.hpp"
 
 #define TINFER_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
@@ -186,76 +188,178 @@ TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y
 namespace detail {
 
 /// Register tile of matmul: kRM weight rows x kNX activation rows (24 accumulators; with the 4
-/// weight vectors and 1 activation vector of dot_tile, 29 of the 32 zmm). 4 x 6 measured faster
-/// than 4 x 4, 6 x 4, 8 x 3, 3 x 8 and 5 x 5 on Zen 5.
+/// weight vectors and 1 activation vector of packed_tile, 29 of the 32 zmm). 4 x 6 measured faster
+/// than 4 x 4, 6 x 4, 8 x 3, 3 x 8 and 5 x 5 on Zen 5. kNX is also the token group of the packed
+/// activations (kernels/pack_activations.hpp).
 inline constexpr int kRM = 4;
 inline constexpr int kNX = 6;
 /// Cache blocking for rows longer than 2 kKC columns: columns in chunks of kKC (a kNX-token
 /// slice of x, 12 KiB, stays in L1 while it meets every weight row of the block), rows in blocks
 /// of kRB (their kKC-column slice, 32-64 KiB, in L1/L2 while the token groups pass), tokens in
 /// blocks of kNB; the lanes wait between chunks in a per-thread buffer of kRB x kNB x 16 floats.
+/// With packed activations, 16/32/64 rows, 24/48/96 tokens and 256/512/1024 columns measured
+/// within the host's noise of each other, except 1024 columns (3-5% slower).
 inline constexpr std::int64_t kKC = 512;
 inline constexpr std::int64_t kRB = 32;
 inline constexpr int kNB = 48;
 static_assert(kKC % 16 == 0 && kRB % kRM == 0 && kNB % kNX == 0);
 static_assert(kGroupColumnsAhead == kKC, "grouped tiles prefetch one column chunk ahead");
 
-/// The tiles of one group of NX tokens over rows [r0, r1): kRM rows at a time, then the rest.
-template <class T, int NX>
-TINFER_TARGET_AVX512 void gemm_rows(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
-                                    std::int64_t r0, std::int64_t r1, std::int64_t i0, std::int64_t i1, float* state,
-                                    std::int64_t lds) noexcept {
-  std::int64_t r = r0;
+}  // namespace detail
+
+/// Columns [i0, i1) of a register tile of RM weight rows times NX packed activation rows (xg:
+/// their token group, packed as in kernels/pack_activations.hpp with NX tokens): RM * NX
+/// accumulators, each weight vector loaded once for NX tokens, each activation vector once for
+/// RM rows. Every (row, token) has its own 16 lanes filled in the order of scalar::dot16, so the
+/// result does not depend on RM, NX, the column split or the caller. i0 is a multiple of 16; i1
+/// too unless it is w.cols. `Grouped`: the rows lie in one interleaved group (else plain rows).
+/// `Prefetch`: this pass is the first over these weights (the first token group of a block), so
+/// it prefetches them; later token groups find them in cache.
+///
+/// With `state` (the lanes of (row m, token j) at state + j * lds + 16 * m), the lanes start
+/// from it unless i0 == 0 and are saved there unless i1 == w.cols; otherwise (and at the end)
+/// each dot product goes to y[j * ldy + r + m] through the fixed reduce16.
+template <class T, int RM, int NX, bool Grouped, bool Prefetch>
+TINFER_TARGET_AVX512 inline void packed_tile(const WeightView& w, const float* xg, float* y, std::int64_t ldy, std::int64_t r,
+                                             std::int64_t i0, std::int64_t i1, float* state, std::int64_t lds) noexcept {
+  const std::int64_t n = w.cols;
+  const T* row[RM];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.float_row(r + m, sizeof(T)));
+  __m512 acc[RM][NX];
+  if (i0 == 0) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
+  } else {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_load_ps(state + j * lds + 16 * m);
+  }
+  std::int64_t i = i0;
+  const std::int64_t full = i1 - 16;
+  const float* xq = xg + i0 * NX;  // the 16-column block i0 / 16 of the group
+  if constexpr (Grouped) {
+    // A 16-column block of a group holds its 16 rows' 16 values one row after another: this
+    // tile's rows are RM * 16 consecutive elements, the next block 256 elements on.
+    const T* p = row[0] + i0 * 16;
+    // The next tile's rows (when grouped too) at the same columns, and this tile's rows one
+    // column chunk ahead (kGroupColumnsAhead).
+    const T* next = Prefetch && r + 2 * RM <= w.interleaved_rows ? reinterpret_cast<const T*>(w.float_row(r + RM, sizeof(T))) + i0 * 16 : nullptr;
+    for (; i <= full; i += 16, p += 256, xq += 16 * NX) {
+      if constexpr (Prefetch) {
+        if (next != nullptr) {
+          prefetch_group_span<T, RM>(next, 0);
+          next += 256;
+        }
+        prefetch_group_span<T, RM>(p, kGroupColumnsAhead * 16 * sizeof(T));
+      }
+      __m512 wv[RM];
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) wv[m] = load16(p + 16 * m);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        const __m512 xv = _mm512_loadu_ps(xq + 16 * j);
+        _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
+      }
+    }
+  } else {
+    for (; i <= full; i += 16, xq += 16 * NX) {
+      __m512 wv[RM];
+      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+        // The next tile of rows (RM short interleaved streams defeat the hardware prefetcher;
+        // one row at a time is a single sequential stream).
+        if constexpr (Prefetch && RM > 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+        wv[m] = load16(row[m] + i);
+      }
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
+        const __m512 xv = _mm512_loadu_ps(xq + 16 * j);
+        _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
+      }
+    }
+  }
+  if (i < i1) {
+    // The tail (n % 16 elements, only when i1 == n, so plain rows). Lanes past the end keep
+    // their value (mask3: the addend passes through), as in the scalar twin.
+    const __mmask16 k = static_cast<__mmask16>((1u << (i1 - i)) - 1);
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
+      const __m512 wv = load16_masked(row[m] + i, k);
+      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_mask3_fmadd_ps(wv, _mm512_loadu_ps(xq + 16 * j), acc[m][j], k);
+    }
+  }
+  if (i1 < n) {
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_store_ps(state + j * lds + 16 * m, acc[m][j]);
+  } else {
+    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
+  }
+}
+
+namespace detail {
+
+/// The tiles of one token group of NX tokens over rows [r0, r1): kRM rows at a time, then the rest.
+template <class T, int NX, bool Grouped, bool Prefetch>
+TINFER_TARGET_AVX512 void packed_rows(const WeightView& w, const float* xg, float* y, std::int64_t ldy, std::int64_t r0, std::int64_t r1,
+                                      std::int64_t i0, std::int64_t i1, float* state, std::int64_t lds) noexcept {
   auto st = [&](std::int64_t rr) { return state == nullptr ? nullptr : state + 16 * (rr - r0); };
-  for (; r + kRM <= r1; r += kRM) dot_tile<T, kRM, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds);
-  switch (r1 - r) {
-    case 3: dot_tile<T, 3, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
-    case 2: dot_tile<T, 2, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
-    case 1: dot_tile<T, 1, NX>(w, x, ldx, y, ldy, r, i0, i1, st(r), lds); break;
-    default: break;
+  // A grouped tile reads its rows as one span of its group, so tiles stop at group ends (the
+  // dispatcher's ranges start at group starts; only other callers' ranges need the split).
+  const std::int64_t seg = Grouped ? WeightView::kGroupRows : r1 - r0;
+  for (std::int64_t s0 = r0; s0 < r1;) {
+    const std::int64_t s1 = Grouped ? std::min(r1, (s0 / seg + 1) * seg) : r1;
+    std::int64_t r = s0;
+    for (; r + kRM <= s1; r += kRM) packed_tile<T, kRM, NX, Grouped, Prefetch>(w, xg, y, ldy, r, i0, i1, st(r), lds);
+    switch (s1 - r) {
+      case 3: packed_tile<T, 3, NX, Grouped, Prefetch>(w, xg, y, ldy, r, i0, i1, st(r), lds); break;
+      case 2: packed_tile<T, 2, NX, Grouped, Prefetch>(w, xg, y, ldy, r, i0, i1, st(r), lds); break;
+      case 1: packed_tile<T, 1, NX, Grouped, Prefetch>(w, xg, y, ldy, r, i0, i1, st(r), lds); break;
+      default: break;
+    }
+    s0 = s1;
   }
-  static_assert(kRM == 4, "the switch above handles up to kRM - 1 = 3 remaining rows");
+  static_assert(kRM == 4 && WeightView::kGroupRows % kRM == 0, "the switch above handles up to kRM - 1 = 3 remaining rows");
 }
 
-/// gemm_rows<T, nx> for a last group of nx < N tokens.
-template <class T, int N>
-TINFER_TARGET_AVX512 inline void gemm_tokens_left(int nx, const WeightView& w, const float* x, std::int64_t ldx, float* y,
-                                                  std::int64_t ldy, std::int64_t r0, std::int64_t r1, std::int64_t i0,
-                                                  std::int64_t i1, float* state, std::int64_t lds) noexcept {
-  if constexpr (N > 1) {
-    if (nx == N - 1) gemm_rows<T, N - 1>(w, x, ldx, y, ldy, r0, r1, i0, i1, state, lds);
-    else gemm_tokens_left<T, N - 1>(nx, w, x, ldx, y, ldy, r0, r1, i0, i1, state, lds);
+/// packed_rows<T, nx> for a group of nx <= N tokens.
+template <class T, int N, bool Grouped, bool Prefetch>
+TINFER_TARGET_AVX512 void packed_rows_nx(int nx, const WeightView& w, const float* xg, float* y, std::int64_t ldy, std::int64_t r0,
+                                         std::int64_t r1, std::int64_t i0, std::int64_t i1, float* state, std::int64_t lds) noexcept {
+  if constexpr (N >= 1) {
+    if (nx == N) packed_rows<T, N, Grouped, Prefetch>(w, xg, y, ldy, r0, r1, i0, i1, state, lds);
+    else packed_rows_nx<T, N - 1, Grouped, Prefetch>(nx, w, xg, y, ldy, r0, r1, i0, i1, state, lds);
   }
 }
 
-/// All tiles of rows [r0, r1) x tokens [0, nx) (x, y and state at token 0) over columns
-/// [i0, i1): kNX tokens at a time, each group over every row of the block.
-template <class T>
-TINFER_TARGET_AVX512 void gemm_block(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
-                                     std::int64_t ldy, std::int64_t r0, std::int64_t r1, std::int64_t i0, std::int64_t i1,
-                                     float* state, std::int64_t lds) noexcept {
-  int j = 0;
-  auto st = [&](int jj) { return state == nullptr ? nullptr : state + jj * lds; };
-  for (; j + kNX <= nx; j += kNX) gemm_rows<T, kNX>(w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1, i0, i1, st(j), lds);
-  if (j < nx) gemm_tokens_left<T, kNX>(nx - j, w, x + j * ldx, ldx, y + j * ldy, ldy, r0, r1, i0, i1, st(j), lds);
+/// All tiles of rows [r0, r1) x tokens [t0, t1) (t0 a multiple of kNX; state at token t0) over
+/// columns [i0, i1): kNX tokens at a time, each group over every row of the block; the first
+/// group prefetches the weights.
+template <class T, bool Grouped>
+TINFER_TARGET_AVX512 void packed_block(const WeightView& w, const float* xp, int t0, int t1, float* y, std::int64_t ldy, std::int64_t r0,
+                                       std::int64_t r1, std::int64_t i0, std::int64_t i1, float* state, std::int64_t lds) noexcept {
+  const std::int64_t cp = packed_activation_cols(w.cols);
+  for (int t = t0; t < t1; t += kNX) {
+    const int nx = std::min(kNX, t1 - t);
+    float* st = state == nullptr ? nullptr : state + static_cast<std::int64_t>(t - t0) * lds;
+    const float* xg = xp + t * cp;
+    if (t == t0) packed_rows_nx<T, kNX, Grouped, true>(nx, w, xg, y + t * ldy, ldy, r0, r1, i0, i1, st, lds);
+    else packed_rows_nx<T, kNX, Grouped, false>(nx, w, xg, y + t * ldy, ldy, r0, r1, i0, i1, st, lds);
+  }
 }
 
 }  // namespace detail
 
-/// The multi-row form: nx activation rows (stride ldx), results y[j * ldy + r]. Rows up to
-/// 2 kKC columns in one pass; longer ones cache-blocked (see detail::kKC).
+/// The batched form on packed activations: nx activation rows packed in groups of detail::kNX
+/// (kernels/pack_activations.hpp), results y[j * ldy + r] for r in [r0, r1). Rows up to 2 kKC
+/// columns in one pass; longer ones cache-blocked (see detail::kKC).
 template <class T>
-TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
-                                         std::int64_t ldy, std::int64_t r0, std::int64_t r1) noexcept {
+TINFER_TARGET_AVX512 void dot_rows_packed(const WeightView& w, const float* xp, int nx, float* y, std::int64_t ldy, std::int64_t r0,
+                                          std::int64_t r1) noexcept {
   using namespace detail;
   if (r0 < w.interleaved_rows && w.interleaved_rows < r1) {  // tiles stay on one side of the layout change
-    dot_rows_multi<T>(w, x, ldx, nx, y, ldy, r0, w.interleaved_rows);
-    dot_rows_multi<T>(w, x, ldx, nx, y, ldy, w.interleaved_rows, r1);
+    dot_rows_packed<T>(w, xp, nx, y, ldy, r0, w.interleaved_rows);
+    dot_rows_packed<T>(w, xp, nx, y, ldy, w.interleaved_rows, r1);
     return;
   }
+  const bool grouped = r0 < w.interleaved_rows;
+  auto block = [&](int t0, int t1, std::int64_t rb, std::int64_t re, std::int64_t i0, std::int64_t i1, float* st, std::int64_t lds) {
+    if (grouped) packed_block<T, true>(w, xp, t0, t1, y, ldy, rb, re, i0, i1, st, lds);
+    else packed_block<T, false>(w, xp, t0, t1, y, ldy, rb, re, i0, i1, st, lds);
+  };
   const std::int64_t n = w.cols;
   if (n <= 2 * kKC) {
-    gemm_block<T>(w, x, ldx, nx, y, ldy, r0, r1, 0, n, nullptr, 0);
+    block(0, nx, r0, r1, 0, n, nullptr, 0);
     return;
   }
   alignas(64) thread_local float state[kRB * kNB * 16];
@@ -265,11 +369,22 @@ TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, st
       const int te = std::min(nx, tb + kNB);
       for (std::int64_t i0 = 0; i0 < n; i0 += kKC) {
         const std::int64_t i1 = n - i0 < 2 * kKC ? n : i0 + kKC;  // no chunk under kKC columns
-        gemm_block<T>(w, x + tb * ldx, ldx, te - tb, y + tb * ldy, ldy, rb, re, i0, i1, state, 16 * kRB);
+        block(tb, te, rb, re, i0, i1, state, 16 * kRB);
         if (i1 == n) break;
       }
     }
   }
+}
+
+/// The multi-row form on unpacked activations (nx rows, stride ldx): packs them into a buffer of
+/// this thread, then dot_rows_packed. matmul packs once per product instead (dispatch.hpp).
+template <class T>
+TINFER_TARGET_AVX512 void dot_rows_multi(const WeightView& w, const float* x, std::int64_t ldx, int nx, float* y,
+                                         std::int64_t ldy, std::int64_t r0, std::int64_t r1) {
+  thread_local std::vector<float> packed;
+  packed.resize(static_cast<std::size_t>(packed_activation_floats(nx, w.cols)));
+  pack_activations(x, nx, ldx, w.cols, detail::kNX, packed.data());
+  dot_rows_packed<T>(w, packed.data(), nx, y, ldy, r0, r1);
 }
 
 }  // namespace tinfer::kernels::avx512
