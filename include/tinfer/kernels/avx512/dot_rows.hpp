@@ -76,83 +76,36 @@ TINFER_TARGET_AVX512 inline void prefetch_group_span(const T* p, int ahead) noex
   }
 }
 
-/// Columns [i0, i1) of a register tile of RM weight rows times NX activation rows: RM * NX
-/// accumulators, each weight vector loaded once for NX tokens, each activation vector once for
-/// RM rows. Every (row, token) has its own 16 lanes filled in the order of scalar::dot16, so the
-/// result does not depend on RM, NX, the column split or the caller. i0 is a multiple of 16
-/// (lane l always takes the elements i = l mod 16); i1 too unless it is w.cols.
-///
-/// With `state` (the lanes of (row m, token j) at state + j * lds + 16 * m), the lanes start
-/// from it unless i0 == 0 and are saved there unless i1 == w.cols; otherwise (and at the end)
-/// each dot product goes to y[j * ldy + r + m] through the fixed reduce16.
-template <class T, int RM, int NX>
-TINFER_TARGET_AVX512 inline void dot_tile(const WeightView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
-                                          std::int64_t r, std::int64_t i0, std::int64_t i1, float* state = nullptr,
-                                          std::int64_t lds = 0) noexcept {
+/// RM whole weight rows from row r (plain rows, or rows of one interleaved group) times one
+/// activation vector: RM accumulators, each activation vector loaded once for RM rows, every
+/// row's 16 lanes filled in the order of scalar::dot16 and summed by the fixed reduce16.
+template <class T, int RM>
+TINFER_TARGET_AVX512 inline void row_tile(const WeightView& w, const float* x, float* y, std::int64_t r) noexcept {
   const std::int64_t n = w.cols;
   const T* row[RM];
   _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) row[m] = reinterpret_cast<const T*>(w.float_row(r + m, sizeof(T)));
-  // Elements per 16 columns: 1 in plain rows, 16 inside interleaved groups (the caller keeps a
-  // tile's rows on one side of w.interleaved_rows).
+  // Elements per 16 columns: 1 in plain rows, 16 inside interleaved groups.
   const std::int64_t cs = w.float_block_step(r) / 16;
-  // In groups, the next tile's rows (when they are grouped too) are prefetched at the same
-  // columns, as the plain rows below prefetch theirs, and this tile's rows kGroupColumnsAhead
-  // columns on (see there).
-  const T* next = cs != 1 && r + 2 * RM <= w.interleaved_rows ? reinterpret_cast<const T*>(w.float_row(r + RM, sizeof(T))) : nullptr;
-  __m512 acc[RM][NX];
-  if (i0 == 0) {
-    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_setzero_ps();
-  } else {
-    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_load_ps(state + j * lds + 16 * m);
-  }
-  std::int64_t i = i0;
-  const std::int64_t full = i1 - 16;
-  if constexpr (RM <= NX) {
-    // Weights in registers, one activation vector at a time (RM * NX + RM + 1 zmm).
-    for (; i <= full; i += 16) {
-      __m512 wv[RM];
-      if (next != nullptr) prefetch_group_span<T, RM>(next + i * cs, 0);
-      if (cs != 1) prefetch_group_span<T, RM>(row[0] + i * cs, kGroupColumnsAhead * 16 * sizeof(T));
-      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
-        // Prefetch the next tile of rows (RM short interleaved streams defeat the hardware
-        // prefetcher; one row at a time is a single sequential stream).
-        if constexpr (RM > 1) if (cs == 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
-        wv[m] = load16(row[m] + i * cs);
-      }
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-        const __m512 xv = _mm512_loadu_ps(x + j * ldx + i);
-        _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m][j] = _mm512_fmadd_ps(wv[m], xv, acc[m][j]);
-      }
-    }
-  } else {
-    // Activations in registers, one weight vector at a time (RM * NX + NX + 1 zmm).
-    for (; i <= full; i += 16) {
-      __m512 xv[NX];
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) xv[j] = _mm512_loadu_ps(x + j * ldx + i);
-      if (next != nullptr) prefetch_group_span<T, RM>(next + i * cs, 0);
-      _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
-        if (cs == 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
-        const __m512 wv = load16(row[m] + i * cs);
-        _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) acc[m][j] = _mm512_fmadd_ps(wv, xv[j], acc[m][j]);
-      }
-    }
-  }
-  if (i < i1) {
-    // The tail (n % 16 elements, only when i1 == n). Lanes past the end keep their value
-    // (mask3: the addend passes through), as in the scalar twin.
-    const __mmask16 k = static_cast<__mmask16>((1u << (i1 - i)) - 1);
+  __m512 acc[RM];
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m] = _mm512_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + i);
     _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) {
-      const __m512 wv = load16_masked(row[m] + i, k);
-      _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) {
-        acc[m][j] = _mm512_mask3_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + j * ldx + i), acc[m][j], k);
-      }
+      // Plain rows: prefetch the next tile of rows (RM short interleaved streams defeat the
+      // hardware prefetcher; one row at a time is a single sequential stream).
+      if constexpr (RM > 1) if (cs == 1) _mm_prefetch(reinterpret_cast<const char*>(row[m] + i) + RM * w.row_bytes, _MM_HINT_T0);
+      acc[m] = _mm512_fmadd_ps(load16(row[m] + i * cs), xv, acc[m]);
     }
   }
-  if (i1 < n) {
-    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _mm512_store_ps(state + j * lds + 16 * m, acc[m][j]);
-  } else {
-    _Pragma("GCC unroll 8") for (int j = 0; j < NX; ++j) _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[j * ldy + r + m] = reduce16(acc[m][j]);
+  if (i < n) {
+    // The tail (n % 16 elements; plain rows only). Lanes past the end keep their value (mask3:
+    // the addend passes through), as in the scalar twin.
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
+    _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) acc[m] = _mm512_mask3_fmadd_ps(load16_masked(row[m] + i, k), xv, acc[m], k);
   }
+  _Pragma("GCC unroll 8") for (int m = 0; m < RM; ++m) y[r + m] = reduce16(acc[m]);
 }
 
 /// One interleaved group (rows r .. r + 15, r a multiple of 16) times one activation vector: a
@@ -177,12 +130,12 @@ TINFER_TARGET_AVX512 void dot_rows(const WeightView& w, const float* x, float* y
   std::int64_t r = r0;
   if (r < w.interleaved_rows) {
     const std::int64_t e = std::min(r1, w.interleaved_rows);
-    for (; r < e && r % 16 != 0; ++r) dot_tile<T, 1, 1>(w, x, 0, y, 0, r, 0, w.cols);
+    for (; r < e && r % 16 != 0; ++r) row_tile<T, 1>(w, x, y, r);
     for (; r + 16 <= e; r += 16) group_dot<T>(w, x, y, r);
-    for (; r < e; ++r) dot_tile<T, 1, 1>(w, x, 0, y, 0, r, 0, w.cols);
+    for (; r < e; ++r) row_tile<T, 1>(w, x, y, r);
   }
-  for (; r + 4 <= r1; r += 4) dot_tile<T, 4, 1>(w, x, 0, y, 0, r, 0, w.cols);
-  for (; r < r1; ++r) dot_tile<T, 1, 1>(w, x, 0, y, 0, r, 0, w.cols);
+  for (; r + 4 <= r1; r += 4) row_tile<T, 4>(w, x, y, r);
+  for (; r < r1; ++r) row_tile<T, 1>(w, x, y, r);
 }
 
 namespace detail {
