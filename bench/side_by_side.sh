@@ -4,7 +4,8 @@
 # load hits both alike (bench/compare_llama_bench.py does the runs and the join), then a
 # markdown table with both tok/s, the ratio tinfer / llama.cpp, and for decode (tg) each tool's
 # share of the memory-bandwidth bound: (bytes of weights read per token) / (read bandwidth
-# measured by bench/bench_bandwidth.cpp, anonymous huge-page memory, same thread count).
+# measured by bench/bench_bandwidth.cpp, anonymous huge-page memory, same thread count, before
+# and after the runs; the higher of the two).
 #
 # usage: bench/side_by_side.sh LLAMA_BIN_DIR MODELS_DIR [THREADS]
 #   LLAMA_BIN_DIR  folder with llama-bench (e.g. /work/peers/llama.cpp/build/bin)
@@ -56,14 +57,20 @@ done
 echo "results in $OUT; load average now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 date -u +"start %H:%M:%S UTC" >&2
 
-# 1. Read bandwidth at each thread count (1 GiB anonymous huge-page memory, as tinfer's loader uses).
+# 1. Read bandwidth at each thread count (1 GiB anonymous huge-page memory, as tinfer's loader
+# uses), before and after the runs: the host's load moves it by up to 2x within an hour, and the
+# bound takes the higher of the two, so a slow moment cannot inflate the shares.
 filter="BM_ReadBandwidthAnon/hugepage/threads:($(echo "$THREADS" | tr ',' '|'))/"
-"$BW" --benchmark_filter="$filter" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-  --benchmark_format=json > "$OUT/bandwidth.json"
+measure_bandwidth() {
+  "$BW" --benchmark_filter="$filter" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_format=json > "$1"
+}
+measure_bandwidth "$OUT/bandwidth.json"
 
 # 2. Both tools, alternating per row.
 python3 "$HERE/compare_llama_bench.py" --llama-bench "$LB" --tinfer-bench "$TB" -t "$THREADS" -p "$PP" -n "$TG" \
   -r "$REPS" --rounds "$ROUNDS" --json "$OUT/compare.json" "${paths[@]}" > "$OUT/compare.md"
+measure_bandwidth "$OUT/bandwidth_end.json"
 
 # 3. The table with the bandwidth bound.
 MODELS_ORDER="$MODELS" python3 - "$OUT" "$MODELS_DIR" <<'EOF' | tee "$OUT/table.md"
@@ -110,15 +117,19 @@ def weight_bytes_per_token(path):
         b -= size['token_embd.weight']
     return b
 
-bw = {}
-for b in json.load(open(os.path.join(out, 'bandwidth.json')))['benchmarks']:
-    if b.get('aggregate_name') != 'median': continue
-    m = re.search(r'threads:(\d+)', b['name'])
-    bw[int(m.group(1))] = b['GB/s'] / 1e9 if b['GB/s'] > 1e6 else b['GB/s']
+def bandwidth(name):
+    got = {}
+    for b in json.load(open(os.path.join(out, name)))['benchmarks']:
+        if b.get('aggregate_name') != 'median': continue
+        m = re.search(r'threads:(\d+)', b['name'])
+        got[int(m.group(1))] = b['GB/s'] / 1e9 if b['GB/s'] > 1e6 else b['GB/s']
+    return got
+bw_start, bw_end = bandwidth('bandwidth.json'), bandwidth('bandwidth_end.json')
+bw = {t: max(v, bw_end.get(t, 0)) for t, v in bw_start.items()}
 cmp = json.load(open(os.path.join(out, 'compare.json')))
 loads = cmp['loadavg']
-print(f"read bandwidth (bench_bandwidth anon/hugepage, median of 3): " +
-      ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} GB/s" for t, v in sorted(bw.items())))
+print("read bandwidth (bench_bandwidth anon/hugepage, median of 3, before / after the runs; the bound uses the higher): " +
+      ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.1f} / {bw_end.get(t, 0):.1f} GB/s" for t, v in sorted(bw_start.items())))
 print(f"load average during the runs: min {min(loads):.1f}, mean {sum(loads) / len(loads):.1f}, max {max(loads):.1f}\n")
 if len(cmp['rows'][0]['llama_ts']) > 1:
     print(f"{len(cmp['rows'][0]['llama_ts'])} rounds: tok/s are means over the rounds; the ratio is the median of the per-round ratios (range in brackets)\n")
