@@ -23,6 +23,7 @@
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/embedding.hpp"
 #include "tinfer/kernels/interleave.hpp"
+#include "kernels/random_float_matrix.hpp"
 
 namespace {
 
@@ -31,22 +32,6 @@ using tinfer::DType;
 using tinfer::WeightView;
 
 std::size_t elem_bytes(DType t) { return t == DType::F32 ? 4 : 2; }
-
-/// A row-major (rows, cols) matrix of t with random values (the file layout).
-std::vector<std::byte> make(DType t, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0, 1);
-  std::vector<std::byte> raw(static_cast<std::size_t>(rows * cols) * elem_bytes(t));
-  for (std::int64_t i = 0; i < rows * cols; ++i) {
-    const float v = nd(rng);
-    if (t == DType::F32) {
-      std::memcpy(raw.data() + 4 * i, &v, 4);
-    } else {
-      const std::uint16_t b = t == DType::F16 ? tinfer::f16::from_float(v) : tinfer::bf16::from_float(v);
-      std::memcpy(raw.data() + 2 * i, &b, 2);
-    }
-  }
-  return raw;
-}
 
 float value(DType t, const std::byte* p) {
   if (t == DType::F32) {
@@ -73,7 +58,7 @@ TEST_P(InterleaveFloat, RowsRoundTripAndEmbeddingReadsGroups) {
   std::mt19937 rng(1);
   for (std::int64_t rows : {15, 16, 37, 64}) {
     for (std::int64_t cols : {16, 48, 1040}) {
-      const auto raw = make(t, rows, cols, rng);
+      const auto raw = tinfer::test::random_float_matrix(t, rows, cols, rng);
       auto data = raw;
       const WeightView w = k::interleave_rows(t, data.data(), rows, cols);
       ASSERT_EQ(w.interleaved_rows, rows / 16 * 16);
@@ -103,7 +88,7 @@ TEST_P(InterleaveFloat, ScalarTwinMatchesDoubleReference) {
   const DType t = GetParam();
   std::mt19937 rng(2);
   const std::int64_t rows = 37, cols = 1040;
-  const auto raw = make(t, rows, cols, rng);
+  const auto raw = tinfer::test::random_float_matrix(t, rows, cols, rng);
   auto data = raw;
   const WeightView w = k::interleave_rows(t, data.data(), rows, cols);
   const auto x = activations(1, cols, rng);
@@ -130,7 +115,7 @@ TEST_P(InterleaveFloat, EveryPathOnGroupsEqualsScalarOnPlainRowsBitForBit) {
     const auto& tab = k::kernel_table(isa, k::Activations::Q16);
     for (std::int64_t rows : {16, 37, 64}) {
       for (std::int64_t cols : {16, 48, 2064}) {  // 2064: the cache-blocked GEMM (over 2 x 512 columns)
-        const auto raw = make(t, rows, cols, rng);
+        const auto raw = tinfer::test::random_float_matrix(t, rows, cols, rng);
         auto data = raw;
         const WeightView plain = WeightView::dense(t, raw.data(), rows, cols);
         const WeightView w = k::interleave_rows(t, data.data(), rows, cols);
@@ -160,7 +145,7 @@ TEST_P(InterleaveFloat, MatmulAndMatvecEqualThePlainMatrixWithAndWithoutThreads)
   const DType t = GetParam();
   std::mt19937 rng(4);
   const std::int64_t rows = 203, cols = 2048;  // ~8 KiB rows: matvec splits into several chunks
-  const auto raw = make(t, rows, cols, rng);
+  const auto raw = tinfer::test::random_float_matrix(t, rows, cols, rng);
   auto data = raw;
   const WeightView plain = WeightView::dense(t, raw.data(), rows, cols);
   const WeightView w = k::interleave_rows(t, data.data(), rows, cols);

@@ -23,6 +23,7 @@
 #include "tinfer/kernels/dispatch.hpp"
 #include "tinfer/kernels/interleave.hpp"
 #include "tinfer/kernels/pack_activations.hpp"
+#include "kernels/random_float_matrix.hpp"
 
 namespace {
 
@@ -68,22 +69,6 @@ TEST(PackActivations, LayoutPaddingAndPiecewisePacking) {
   }
 }
 
-std::vector<std::byte> random_matrix(DType t, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
-  std::normal_distribution<float> d(0, 1);
-  const std::size_t es = t == DType::F32 ? 4 : 2;
-  std::vector<std::byte> raw(static_cast<std::size_t>(rows * cols) * es);
-  for (std::int64_t i = 0; i < rows * cols; ++i) {
-    const float v = d(rng);
-    if (t == DType::F32) {
-      std::memcpy(raw.data() + 4 * i, &v, 4);
-    } else {
-      const std::uint16_t b = t == DType::F16 ? tinfer::f16::from_float(v) : tinfer::bf16::from_float(v);
-      std::memcpy(raw.data() + 2 * i, &b, 2);
-    }
-  }
-  return raw;
-}
-
 TEST(PackActivations, PackedKernelMatchesScalarTwinBitForBit) {
   std::vector<k::Isa> isas;
   for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512})
@@ -104,7 +89,7 @@ TEST(PackActivations, PackedKernelMatchesScalarTwinBitForBit) {
                           {53, 2064, true, 5, 50}, {40, 1040, true, 0, 40},  {20, 16, true, 17, 20}};
   for (DType t : {DType::F32, DType::F16, DType::BF16}) {
     for (const Shape& s : shapes) {
-      std::vector<std::byte> plain = random_matrix(t, s.rows, s.cols, rng);
+      std::vector<std::byte> plain = tinfer::test::random_float_matrix(t, s.rows, s.cols, rng);
       std::vector<std::byte> storage = plain;
       const auto ref = tinfer::WeightView::dense(t, plain.data(), s.rows, s.cols);
       const auto w = s.grouped ? k::interleave_rows(t, storage.data(), s.rows, s.cols)
@@ -147,7 +132,7 @@ TEST(PackActivations, MatmulEqualsMatvecWithAndWithoutThreads) {
   tinfer::ThreadPool pool(3);
   for (DType t : {DType::F32, DType::F16}) {
     const std::int64_t rows = 70, cols = 1056;
-    std::vector<std::byte> storage = random_matrix(t, rows, cols, rng);
+    std::vector<std::byte> storage = tinfer::test::random_float_matrix(t, rows, cols, rng);
     const auto w = k::can_interleave(t, cols) ? k::interleave_rows(t, storage.data(), rows, cols)
                                               : tinfer::WeightView::dense(t, storage.data(), rows, cols);
     for (std::int64_t n : {2, 9, 31}) {
